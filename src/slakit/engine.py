@@ -1,0 +1,474 @@
+"""
+The engine: a background loop that consolidates, evaluates and emits events.
+
+Each tick (default every second) it consolidates every store of its registry,
+evaluates every SLO (:mod:`slakit.evaluate`), opens and resolves violations by diffing
+against the previous snapshot, and emits frozen events. Subscribers run on worker
+threads of their own, each with a bounded queue and a timeout: a subscriber that
+raises is logged and counted; one that hangs is abandoned (counted, its worker
+replaced) and never delays recording or the next tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import uuid
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from slakit import evaluate as ev
+from slakit.events import (
+    BudgetExhausted,
+    Event,
+    StatusChanged,
+    Violation,
+    ViolationAcknowledged,
+    ViolationOpened,
+    ViolationResolved,
+)
+from slakit.registry import Registry, default_registry
+from slakit.spec import SLO, Percentile, Status, Threshold, Uptime
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from types import TracebackType
+
+    from slakit.typing import Subscriber
+
+_log = logging.getLogger("slakit.engine")
+
+
+class _SliceState:
+    """Judged timeslices of one objective: the last judged slice and the bad ones."""
+
+    __slots__ = ("bad", "next")
+
+    def __init__(self) -> None:
+        self.next: int | None = None  # index of the first slice not yet judged
+        self.bad: deque[int] = deque()
+
+
+def evaluate_slo(
+    registry: Registry,
+    slo: SLO,
+    previous: ev.Snapshot | None,
+    slice_state: dict[str, _SliceState] | None,
+    values: Mapping[str, float | None] | None = None,
+) -> ev.Snapshot:
+    """Consolidate ``slo``'s store, read what :func:`~slakit.evaluate.plan` asks, evaluate."""
+    store = registry.store(slo.name)
+    store.consolidate()
+    now = registry.clock.time()
+    the_plan = ev.plan(slo, now)
+    labels = list(the_plan.spans)
+    view = store.read([the_plan.spans[label] for label in labels])
+    counts = dict(zip(labels, view.spans, strict=True))
+    start, end = the_plan.spans["slo"]
+    histogram = store.histogram(start, end)
+    state = slice_state if slice_state is not None else {}
+    bad_slices = {}
+    for o in slo.objectives:
+        if isinstance(o, Uptime | Percentile) and o.slice is not None:
+            st = state.setdefault(o.key, _SliceState())
+            bad_slices[o.key] = _judge(registry, slo, o, st, start, now)
+    inputs = ev.Inputs(
+        counts=counts,
+        lifetime=view.lifetime,
+        histogram=histogram,
+        bad_slices=bad_slices,
+        values=dict(values or {}),
+    )
+    return ev.evaluate(slo, the_plan, inputs, previous)
+
+
+def _judge(
+    registry: Registry, slo: SLO, o: Uptime | Percentile, st: _SliceState, start: float, now: float
+) -> int:
+    """Judge the slices closed since last time; return bad slices inside the window."""
+    assert o.slice is not None
+    size = o.slice
+    store = registry.store(slo.name)
+    first = int(max(start, registry.created(slo.name)) // size)
+    if st.next is None or st.next < first:
+        st.next = first
+    closed = int(now // size)  # slices before this index are over
+    for index in range(st.next, closed):
+        s0 = index * size
+        s1 = s0 + size - 1  # the slots of the slice, inclusive
+        if isinstance(o, Uptime):
+            c = store.read([(s0, s1)]).spans[0]
+            bad = c.total > 0 and c.bad / c.total > o.max_error_ratio
+        else:
+            from slakit import sketch  # noqa: PLC0415
+
+            value = sketch.quantile(store.histogram(s0, s1), o.q)
+            bad = value is not None and value > o.threshold
+        if bad:
+            st.bad.append(index)
+    st.next = max(st.next, closed)
+    window_first = int(start // size) + (1 if start % size else 0)
+    while st.bad and st.bad[0] < window_first:
+        st.bad.popleft()
+    return len(st.bad)
+
+
+@attrs.define
+class HookStats:
+    """Per subscriber: events delivered, failures, timeouts and drops."""
+
+    delivered: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    dropped: int = 0
+
+
+class _Worker:
+    """Runs one subscriber's calls on its own daemon thread, one event at a time."""
+
+    def __init__(self, subscriber: Subscriber, timeout: float, max_queue: int) -> None:
+        self.subscriber = subscriber
+        self.call: Callable[[Event], Any] = getattr(subscriber, "on_event", subscriber)
+        self.timeout = timeout
+        self.max_queue = max_queue
+        self.stats = HookStats()
+        self._generation = 0
+        self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=max_queue)
+        self._thread: threading.Thread | None = None
+        self._busy_since: float | None = None
+        self._lock = threading.Lock()
+
+    def put(self, event: Event) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._spawn()
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.stats.dropped += 1
+            _log.warning("slakit subscriber %r is behind; event dropped", self.subscriber)
+
+    def _spawn(self) -> None:
+        with self._lock:
+            self._generation += 1
+            gen = self._generation
+            self._busy_since = None
+            self._thread = threading.Thread(
+                target=self._run, args=(gen,), name=f"slakit-hook-{gen}", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self, generation: int) -> None:
+        clock = _monotonic
+        while True:
+            event = self._queue.get()
+            if event is None or generation != self._generation:
+                if event is not None:  # not ours any more: hand it back
+                    self._queue.put(event)
+                return
+            self._busy_since = clock()
+            try:
+                self.call(event)
+            except Exception:
+                self.stats.errors += 1
+                _log.exception(
+                    "slakit subscriber %r failed on %s", self.subscriber, type(event).__name__
+                )
+            else:
+                self.stats.delivered += 1
+            if generation != self._generation:
+                return  # abandoned while it hung: a new worker owns the queue
+            self._busy_since = None
+
+    def check(self) -> None:
+        """Abandon a call that has run past its timeout; later events go to a new thread."""
+        since = self._busy_since
+        if since is not None and _monotonic() - since > self.timeout:
+            self.stats.timeouts += 1
+            _log.error(
+                "slakit subscriber %r exceeded its %.1fs timeout; abandoned",
+                self.subscriber,
+                self.timeout,
+            )
+            self._spawn()
+
+    def stop(self) -> None:
+        self._generation += 1
+        if self._thread is not None:
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                pass
+
+    def after_fork(self) -> None:
+        self._queue = queue.Queue(maxsize=self.max_queue)
+        self._thread = None
+        self._busy_since = None
+        self._lock = threading.Lock()
+
+
+def _monotonic() -> float:
+    import time  # noqa: PLC0415 - the engine measures hook time on the real clock
+
+    return time.monotonic()
+
+
+class Engine:
+    """
+    Evaluates every SLO of a registry on a background thread and emits events.
+
+    Args:
+        registry: the SLOs to evaluate (default: the process-wide registry).
+        interval: seconds between ticks.
+        hook_timeout: seconds a subscriber may take per event before it is abandoned.
+        max_queue: events a slow subscriber may fall behind before new ones are dropped.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    :meth:`evaluate_now` runs one tick synchronously (tests, CLIs).
+    """
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        *,
+        interval: float = 1.0,
+        hook_timeout: float = 5.0,
+        max_queue: int = 1_000,
+    ) -> None:
+        if interval <= 0 or hook_timeout <= 0 or max_queue <= 0:
+            raise ValueError("interval, hook_timeout and max_queue must be > 0")
+        self.registry = registry if registry is not None else default_registry()
+        self.interval = interval
+        self.hook_timeout = hook_timeout
+        self.max_queue = max_queue
+        self._tick_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._listeners: list[Callable[[Event], Any]] = []
+        self._open: dict[tuple[str, str, str], Violation] = {}
+        self._closed: deque[Violation] = deque(maxlen=1_000)
+        self._slices: dict[str, dict[str, _SliceState]] = {}
+        self._values: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.tick_errors = 0
+        _ENGINES.add(self)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> Engine:
+        """Start the background loop (a daemon thread). Starting twice is a no-op."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return self
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._loop, name="slakit-engine", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop the loop and the subscriber workers. Safe to call twice."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._thread = None
+        with self._lock:
+            workers = list(self._workers)
+        for w in workers:
+            w.stop()
+
+    @property
+    def running(self) -> bool:
+        """True while the background loop runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> Engine:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _loop(self) -> None:
+        stop = self._stop
+        while not stop.wait(self.interval):
+            try:
+                self.evaluate_now()
+            except Exception:
+                self.tick_errors += 1
+                _log.exception("slakit engine tick failed")
+
+    def _after_fork(self) -> None:
+        was_running = self._thread is not None
+        self._thread = None
+        self._tick_lock = threading.Lock()
+        self._lock = threading.Lock()
+        for w in self._workers:
+            w.after_fork()
+        if was_running:
+            self.start()
+
+    # -- subscribers -----------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber, *, timeout: float | None = None) -> None:
+        """Deliver every event to ``subscriber`` (a hook or a function) off the tick thread."""
+        worker = _Worker(subscriber, timeout or self.hook_timeout, self.max_queue)
+        with self._lock:
+            self._workers.append(worker)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Stop delivering events to ``subscriber``."""
+        with self._lock:
+            gone = [w for w in self._workers if w.subscriber is subscriber]
+            self._workers = [w for w in self._workers if w.subscriber is not subscriber]
+        for w in gone:
+            w.stop()
+
+    def hook_stats(self) -> dict[str, HookStats]:
+        """Return delivery statistics per subscriber (by ``repr``)."""
+        with self._lock:
+            return {repr(w.subscriber): w.stats for w in self._workers}
+
+    def _emit(self, events: list[Event]) -> None:
+        with self._lock:
+            workers = list(self._workers)
+            listeners = list(self._listeners)
+        for event in events:
+            for listener in listeners:
+                listener(event)
+            for w in workers:
+                w.put(event)
+
+    # -- evaluation ------------------------------------------------------------------
+
+    def set_value(self, name: str, value: float) -> None:
+        """Set the current value of the :class:`~slakit.spec.Threshold` called ``name``."""
+        self._values[name] = float(value)
+
+    def evaluate_now(self) -> dict[str, ev.Snapshot]:
+        """Run one tick synchronously and return the new snapshot of every SLO."""
+        with self._tick_lock:
+            with self._lock:
+                workers = list(self._workers)
+            for w in workers:
+                w.check()
+            out: dict[str, ev.Snapshot] = {}
+            events: list[Event] = []
+            for slo in self.registry.slos():
+                previous = self.registry.latest(slo.name)
+                snap = evaluate_slo(
+                    self.registry,
+                    slo,
+                    previous,
+                    self._slices.setdefault(slo.name, {}),
+                    self._sample(slo),
+                )
+                self.registry.publish(snap)
+                out[slo.name] = snap
+                events.extend(self._diff(slo, previous, snap))
+            self._emit(events)
+        return out
+
+    def _sample(self, slo: SLO) -> dict[str, float | None]:
+        values: dict[str, float | None] = {}
+        for o in slo.objectives:
+            if not isinstance(o, Threshold):
+                continue
+            if o.source is None:
+                values[o.key] = self._values.get(o.key)
+                continue
+            try:
+                values[o.key] = float(o.source())
+            except Exception:
+                values[o.key] = None
+                _log.exception("slakit: sampling %s/%s failed", slo.name, o.key)
+        return values
+
+    def _diff(self, slo: SLO, previous: ev.Snapshot | None, snap: ev.Snapshot) -> list[Event]:
+        now = snap.time
+        events: list[Event] = []
+        for o in snap.objectives:
+            for c in o.conditions:
+                key = (slo.name, o.key, c.rule)
+                current = self._open.get(key)
+                if c.active and current is None:
+                    v = Violation(
+                        id=uuid.uuid4().hex[:12],
+                        slo=slo.name,
+                        objective=o.key,
+                        rule=c.rule,
+                        severity=c.severity,
+                        opened_at=now,
+                        actual=c.value,
+                        limit=c.limit,
+                        detail=c.detail,
+                    )
+                    self._open[key] = v
+                    events.append(ViolationOpened(now, v))
+                    if c.rule == "budget":
+                        events.append(BudgetExhausted(now, slo.name, o.key, c.value))
+                elif not c.active and current is not None:
+                    done = attrs.evolve(current, resolved_at=now)
+                    del self._open[key]
+                    self._closed.append(done)
+                    events.append(ViolationResolved(now, done))
+        old = previous.status if previous is not None else Status.HEALTHY
+        if snap.status is not old:
+            events.append(StatusChanged(now, slo.name, old, snap.status))
+        return events
+
+    # -- reading ---------------------------------------------------------------------
+
+    def snapshot(self, name: str | SLO) -> ev.Snapshot | None:
+        """Return the latest snapshot of an SLO (by name or object), if evaluated."""
+        return self.registry.latest(name if isinstance(name, str) else name.name)
+
+    def violations(self, *, include_resolved: bool = False) -> list[Violation]:
+        """Return open violations (and the last 1,000 resolved ones if asked)."""
+        out = list(self._open.values())
+        if include_resolved:
+            out = list(self._closed) + out
+        return out
+
+    def acknowledge(self, violation_id: str, by: str | None = None) -> Violation:
+        """
+        Mark an open violation as acknowledged (escalation stops) and emit the event.
+
+        Raises:
+            KeyError: no open violation has that id.
+
+        """
+        with self._tick_lock:
+            for key, v in self._open.items():
+                if v.id == violation_id:
+                    now = self.registry.clock.time()
+                    acked = attrs.evolve(v, acknowledged_at=now, acknowledged_by=by)
+                    self._open[key] = acked
+                    break
+            else:
+                raise KeyError(f"no open violation with id {violation_id!r}")
+        self._emit([ViolationAcknowledged(now, acked)])
+        return acked
+
+
+
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for engine in list(_ENGINES):
+        engine._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+

@@ -1,0 +1,554 @@
+"""
+The store: per-thread shards written without a lock, and multi-resolution rings.
+
+Writers
+    Each thread owns a :class:`_Shard` found through a ``threading.local``.
+    A shard holds one open :class:`_Slot` (the current wall-clock epoch) whose
+    histogram is a sparse ``dict`` of *key* → count. A key packs the latency bucket,
+    the outcome and one bit that says whether the duration exceeds the latency
+    threshold that falls inside that bucket, so counts, bad counts and slow counts
+    for every threshold are all derived from one dict: a reader can never see
+    ``bad > total`` or ``slow > total``, and no event is kept.
+    When the epoch changes the writer swaps in a fresh slot and appends the closed
+    one to a ``deque`` (an atomic operation): once a second at most, never per event.
+
+Readers
+    :meth:`Store.consolidate` (the engine, under the store's lock) drains the closed
+    slots into *levels*: rings of cumulative count vectors at 1 s, 1 min and 1 h,
+    so the counts of any window are one subtraction, and histogram rings at 1 min,
+    1 h and 1 day for percentiles. Open slots are read in place and added on top.
+
+Alignment
+    A slot covers ``[epoch * r, (epoch + 1) * r)`` of wall-clock time. The epoch of an
+    event is taken from the monotonic clock at its end plus a wall-clock offset that
+    the store re-reads at every consolidation (so a step of the wall clock is followed
+    within one engine tick, and the hot path reads one clock only).
+    A rolling window of length ``W`` read at a level of resolution ``r`` covers epochs
+    ``[E - W / r, E]`` where ``E`` is the current epoch: ``W / r`` closed slots plus the
+    current one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from array import array
+from collections import deque
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from slakit import sketch
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from slakit.typing import Clock
+
+GOOD: Final = 0
+"""Outcome code of an event that met the objective's definition of success."""
+BAD: Final = 1
+"""Outcome code of a failed event."""
+IGNORED: Final = 2
+"""Outcome code of an event excluded from every SLI (counted for visibility)."""
+
+_OUTCOME_MASK = 0b111
+_ABOVE = 0b1000  # duration is above the threshold that lives in this key's bucket
+_BUCKET_SHIFT = 4
+
+_NS = 1_000_000_000
+
+
+@attrs.frozen
+class LevelSpec:
+    """One ring of the store: ``slots`` slots of ``resolution`` seconds each."""
+
+    resolution: int
+    slots: int
+
+
+COUNT_LEVELS: Final = (LevelSpec(1, 3_700), LevelSpec(60, 4_400), LevelSpec(3_600, 900))
+"""Count rings: 1 s over ~1 h, 1 min over ~3 d, 1 h over ~37 d (grown for longer SLOs)."""
+HIST_LEVELS: Final = (LevelSpec(60, 70), LevelSpec(3_600, 80), LevelSpec(86_400, 40))
+"""Histogram rings: 1 min over ~1 h, 1 h over ~3 d, 1 day over ~40 d (grown likewise)."""
+
+
+@attrs.frozen
+class Counts:
+    """Event counts over a span of slots."""
+
+    total: int
+    """Events that count towards SLIs (good + bad)."""
+    bad: int
+    ignored: int
+    slow: tuple[int, ...]
+    """Per latency threshold of the store, events whose duration exceeded it."""
+
+    @property
+    def good(self) -> int:
+        """Events that succeeded."""
+        return self.total - self.bad
+
+
+class _Slot:
+    __slots__ = ("epoch", "hist")
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.hist: dict[int, int] = {}
+
+
+class _Shard:
+    """One writer's state. Only its own thread writes ``cur``; readers only read."""
+
+    __slots__ = ("__weakref__", "alive", "cur", "pending")
+
+    def __init__(self, epoch: int) -> None:
+        self.cur = _Slot(epoch)
+        self.pending: deque[_Slot] = deque()
+        self.alive = True
+
+    def roll(self, epoch: int) -> _Slot:
+        old = self.cur
+        new = self.cur = _Slot(epoch)
+        if old.hist:
+            self.pending.append(old)
+        return new
+
+    def died(self) -> None:
+        self.alive = False
+
+
+class _Token:
+    """Lives in the thread-local; its finalizer tells the shard its thread has exited."""
+
+    __slots__ = ("__weakref__",)
+
+
+class _CountLevel:
+    """Ring of cumulative count vectors: ``C[e]`` = sum of all data at epochs ``<= e``."""
+
+    __slots__ = ("base", "cum", "floor", "head", "res", "size", "width")
+
+    def __init__(self, spec: LevelSpec, width: int, epoch: int) -> None:
+        self.res = spec.resolution
+        self.size = spec.slots
+        self.width = width
+        self.cum = array("q", bytes(8 * spec.slots * width))
+        self.head = epoch
+        self.floor = epoch - spec.slots + 1
+        self.base = [0] * width  # C[floor - 1]
+
+    def _at(self, epoch: int) -> list[int]:
+        if epoch >= self.head:
+            epoch = self.head
+        elif epoch < self.floor:
+            return self.base
+        i = (epoch % self.size) * self.width
+        return self.cum[i : i + self.width].tolist()
+
+    def advance(self, epoch: int) -> None:
+        if epoch <= self.head:
+            return
+        w, size, cum = self.width, self.size, self.cum
+        h = (self.head % size) * w
+        last = cum[h : h + w]
+        if epoch - self.head >= size:
+            self.base = last.tolist()
+            cum[:] = last * size
+        else:
+            for ep in range(self.head + 1, epoch + 1):
+                i = (ep % size) * w
+                self.base = cum[i : i + w].tolist()  # epoch ep - size leaves the ring
+                cum[i : i + w] = last
+        self.head = epoch
+        self.floor = epoch - size + 1
+
+    def add(self, epoch: int, vec: Sequence[int]) -> None:
+        if epoch > self.head:
+            self.advance(epoch)
+        w, size, cum = self.width, self.size, self.cum
+        if epoch < self.floor:  # older than the ring: only the base and later sums move
+            self.base = [b + v for b, v in zip(self.base, vec, strict=True)]
+            epoch = self.floor
+        for ep in range(epoch, self.head + 1):
+            i = (ep % size) * w
+            for f in range(w):
+                cum[i + f] += vec[f]
+
+    def span(self, first: int, last: int) -> list[int]:
+        """Sum of epochs ``first..last`` inclusive."""
+        hi = self._at(last)
+        lo = self._at(first - 1)
+        return [a - b for a, b in zip(hi, lo, strict=True)]
+
+
+class _HistLevel:
+    """Ring of per-slot latency histograms (bucket → count), sparse."""
+
+    __slots__ = ("floor", "head", "res", "size", "slots")
+
+    def __init__(self, spec: LevelSpec, epoch: int) -> None:
+        self.res = spec.resolution
+        self.size = spec.slots
+        self.slots: dict[int, dict[int, int]] = {}
+        self.head = epoch
+        self.floor = epoch - spec.slots + 1
+
+    def advance(self, epoch: int) -> None:
+        if epoch <= self.head:
+            return
+        self.head = epoch
+        self.floor = epoch - self.size + 1
+        for ep in [e for e in self.slots if e < self.floor]:
+            del self.slots[ep]
+
+    def add(self, epoch: int, hist: dict[int, int]) -> None:
+        if epoch > self.head:
+            self.advance(epoch)
+        if epoch < self.floor:
+            return
+        slot = self.slots.get(epoch)
+        if slot is None:
+            self.slots[epoch] = dict(hist)
+        else:
+            sketch.merge(slot, hist)
+
+    def span(self, first: int, last: int) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for ep, hist in self.slots.items():
+            if first <= ep <= last:
+                sketch.merge(out, hist)
+        return out
+
+
+@attrs.frozen
+class _Decoded:
+    epoch: int
+    vec: list[int]
+    hist: dict[int, int]
+
+
+class Store:
+    """
+    Rolling counts and latency histograms of one SLO, written lock-free per thread.
+
+    Args:
+        clock: where time comes from.
+        thresholds: latency thresholds in seconds whose slow counts must be exact.
+        longest: the longest window (seconds) the store must answer for.
+
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        thresholds: Sequence[float] = (),
+        longest: float = 0.0,
+    ) -> None:
+        self._clock = clock
+        self._res_ns = _NS  # the fine slot is one second
+        self._thresholds_ns = tuple(round(t * _NS) for t in thresholds)
+        self._tbuckets = tuple(sketch.bucket_of(t) for t in self._thresholds_ns)
+        if len(set(self._tbuckets)) != len(self._tbuckets):
+            raise ValueError(
+                "latency thresholds must differ by more than 1 % "
+                f"(got {sorted(thresholds)}): they would share a histogram bucket"
+            )
+        self._split = dict(zip(self._tbuckets, self._thresholds_ns, strict=True))
+        self._width = 3 + len(self._thresholds_ns)
+        self._count_specs = _grow(COUNT_LEVELS, longest)
+        self._hist_specs = _grow(HIST_LEVELS, longest)
+        self._lock = threading.Lock()
+        self._reset()
+        _STORES.add(self)
+
+    def _reset(self) -> None:
+        self._local = threading.local()
+        self._shards: list[_Shard] = []
+        self._retired: list[_Slot] = []
+        self.sync_clock()
+        now = self._clock.time()
+        self._levels = [
+            _CountLevel(s, self._width, int(now // s.resolution)) for s in self._count_specs
+        ]
+        self._hists = [_HistLevel(s, int(now // s.resolution)) for s in self._hist_specs]
+        self._totals = [0] * self._width  # since the store was created
+        self._total_hist: dict[int, int] = {}
+
+    # -- writing -------------------------------------------------------------------
+
+    def sync_clock(self) -> None:
+        """Re-read the wall-clock offset the hot path adds to monotonic readings."""
+        self._offset_ns = self._clock.time_ns() - self._clock.monotonic_ns()
+
+    def record_ns(self, start_ns: int, end_ns: int, outcome: int) -> None:
+        """
+        Record one event from two monotonic readings. This is the hot path.
+
+        No lock, no I/O, no allocation except a new slot once per second per thread.
+        """
+        d = end_ns - start_ns
+        if d < 0:  # time can go backwards
+            d = 0
+        try:
+            shard = self._local.shard
+        except AttributeError:
+            shard = self._register()
+        epoch = (end_ns + self._offset_ns) // self._res_ns
+        slot = shard.cur
+        if slot.epoch != epoch:
+            slot = shard.roll(epoch)
+        bl = d.bit_length()  # inlined sketch.bucket_of
+        b = d if bl <= 7 else (bl << 6) + (d >> (bl - 7)) - 64
+        key = (b << 4) | outcome
+        t = self._split.get(b)
+        if t is not None and d > t:
+            key |= 8
+        h = slot.hist
+        h[key] = h.get(key, 0) + 1
+
+    def record(self, duration: float, ok: bool = True) -> None:
+        """Record one event that ended now and lasted ``duration`` seconds."""
+        end = self._clock.monotonic_ns()
+        self.record_ns(end - round(duration * _NS), end, GOOD if ok else BAD)
+
+    def record_many(
+        self,
+        slot_time: float,
+        *,
+        total: int = 0,
+        bad: int = 0,
+        durations: Iterable[tuple[float, int]] = (),
+    ) -> None:
+        """
+        Record a whole slot's worth of events at once (replays, simulations).
+
+        Args:
+            slot_time: a wall-clock time inside the slot.
+            total: events that are not in ``durations`` (counted at zero latency).
+            bad: how many of all the events failed (taken from ``total`` first).
+            durations: ``(seconds, count)`` pairs of events with a known latency.
+
+        """
+        pairs = [(round(s * _NS), n) for s, n in durations]
+        timed = sum(n for _, n in pairs)
+        if bad > total + timed or min([total, bad, *(n for _, n in pairs)]) < 0:
+            raise ValueError("record_many: counts must be >= 0 and bad <= all events")
+        hist: dict[int, int] = {}
+        plain_bad = min(bad, total)
+        extra_bad = bad - plain_bad
+        self._pack(hist, 0, total - plain_bad, GOOD)
+        self._pack(hist, 0, plain_bad, BAD)
+        for d, n in pairs:
+            now_bad = min(extra_bad, n)
+            extra_bad -= now_bad
+            self._pack(hist, d, n - now_bad, GOOD)
+            self._pack(hist, d, now_bad, BAD)
+        slot = _Slot(int(slot_time * _NS) // self._res_ns)
+        slot.hist = hist
+        with self._lock:
+            self._retired.append(slot)
+
+    def _pack(self, hist: dict[int, int], d: int, n: int, outcome: int) -> None:
+        if n <= 0:
+            return
+        b = sketch.bucket_of(d)
+        key = (b << _BUCKET_SHIFT) | outcome
+        t = self._split.get(b)
+        if t is not None and d > t:
+            key |= _ABOVE
+        hist[key] = hist.get(key, 0) + n
+
+    def _register(self) -> _Shard:
+        """Give the calling thread its shard: the only locked step of recording."""
+        now = self._clock.time_ns()
+        shard = _Shard(now // self._res_ns)
+        token = _Token()
+        weakref.finalize(token, shard.died)
+        with self._lock:
+            self._shards.append(shard)
+        self._local.shard = shard
+        self._local.token = token
+        return shard
+
+    # -- reading ---------------------------------------------------------------------
+
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        """Latency thresholds (seconds) whose slow counts the store keeps exactly."""
+        return tuple(t / _NS for t in self._thresholds_ns)
+
+    @property
+    def shard_count(self) -> int:
+        """Shards currently registered (one per live recording thread)."""
+        return len(self._shards)
+
+    def consolidate(self) -> None:
+        """Move closed slots into the rings and release shards of exited threads."""
+        with self._lock:
+            self.sync_clock()
+            now = self._clock.time()
+            for level in self._levels:
+                level.advance(int(now // level.res))
+            for hl in self._hists:
+                hl.advance(int(now // hl.res))
+            closed = self._retired
+            self._retired = []
+            live = []
+            for shard in self._shards:
+                pending = shard.pending
+                while pending:
+                    closed.append(pending.popleft())
+                if shard.alive:
+                    live.append(shard)
+                else:  # its thread has exited: nobody writes it any more
+                    closed.append(shard.cur)
+            self._shards = live
+            for slot in closed:
+                self._absorb(self._decode(slot))
+
+    def _absorb(self, d: _Decoded) -> None:
+        sec = d.epoch  # fine epochs are seconds
+        for level in self._levels:
+            level.add(sec // level.res, d.vec)
+        for hl in self._hists:
+            hl.add(sec // hl.res, d.hist)
+        self._totals = [a + b for a, b in zip(self._totals, d.vec, strict=True)]
+        sketch.merge(self._total_hist, d.hist)
+
+    def _decode(self, slot: _Slot) -> _Decoded:
+        total = bad = ignored = 0
+        slow = [0] * len(self._tbuckets)
+        hist: dict[int, int] = {}
+        tb = self._tbuckets
+        for key, n in slot.hist.copy().items():
+            outcome = key & _OUTCOME_MASK
+            if outcome == IGNORED:
+                ignored += n
+                continue
+            total += n
+            if outcome == BAD:
+                bad += n
+            b = key >> _BUCKET_SHIFT
+            above = key & _ABOVE
+            for i, t in enumerate(tb):
+                if b > t or (b == t and above):
+                    slow[i] += n
+            hist[b] = hist.get(b, 0) + n
+        return _Decoded(slot.epoch, [total, bad, ignored, *slow], hist)
+
+    def _open(self) -> list[_Decoded]:
+        """Decode the slots writers still hold open (or hold but no longer write)."""
+        seen: set[int] = set()
+        out = []
+        for shard in list(self._shards):
+            slot = shard.cur
+            pending = list(shard.pending)
+            for s in (slot, *pending):  # a slot rolled since consolidation is pending
+                if id(s) not in seen and s.hist:
+                    seen.add(id(s))
+                    out.append(self._decode(s))
+        out.extend(self._decode(s) for s in self._retired)
+        return out
+
+    def read(self, spans: Sequence[tuple[float, float]]) -> View:
+        """
+        Read the counts of several spans of wall-clock time at once.
+
+        Each span ``(start, end)`` is widened to the slots of the finest level that
+        holds it; see the module docstring for the alignment.
+        """
+        with self._lock:
+            open_slots = self._open()
+            out = []
+            for start, end in spans:
+                level = self._count_level_for(end - start)
+                first = int(start // level.res)
+                last = int(end // level.res)
+                vec = level.span(first, last)
+                for d in open_slots:
+                    if first <= d.epoch // level.res <= last:
+                        vec = [a + b for a, b in zip(vec, d.vec, strict=True)]
+                out.append(_counts(vec))
+            totals = list(self._totals)
+            for d in open_slots:
+                totals = [a + b for a, b in zip(totals, d.vec, strict=True)]
+        return View(tuple(out), _counts(totals))
+
+    def histogram(self, start: float, end: float) -> dict[int, int]:
+        """Latency histogram (bucket → count) of a span, aligned to the histogram rings."""
+        with self._lock:
+            hl = self._hist_level_for(end - start)
+            first, last = int(start // hl.res), int(end // hl.res)
+            out = hl.span(first, last)
+            for d in self._open():
+                if first <= d.epoch // hl.res <= last:
+                    sketch.merge(out, d.hist)
+        return out
+
+    def total_histogram(self) -> dict[int, int]:
+        """Latency histogram (bucket → count) of every event since the store began."""
+        with self._lock:
+            out = dict(self._total_hist)
+            for d in self._open():
+                sketch.merge(out, d.hist)
+        return out
+
+    def _count_level_for(self, length: float) -> _CountLevel:
+        for level in self._levels:
+            if length / level.res + 2 <= level.size:
+                return level
+        return self._levels[-1]
+
+    def _hist_level_for(self, length: float) -> _HistLevel:
+        for hl in self._hists:
+            if length / hl.res + 2 <= hl.size:
+                return hl
+        return self._hists[-1]
+
+    def memory(self) -> int:
+        """Approximate bytes held by the store's rings (for benchmarks and docs)."""
+        import sys  # noqa: PLC0415 - only benchmarks ask
+
+        size = sum(sys.getsizeof(level.cum) for level in self._levels)
+        for hl in self._hists:
+            size += sys.getsizeof(hl.slots)
+            for hist in hl.slots.values():
+                size += sys.getsizeof(hist) + 32 * len(hist)
+        return size
+
+
+@attrs.frozen
+class View:
+    """What :meth:`Store.read` returns: counts per requested span and since start."""
+
+    spans: tuple[Counts, ...]
+    lifetime: Counts
+
+
+def _counts(vec: Sequence[int]) -> Counts:
+    return Counts(total=vec[0], bad=vec[1], ignored=vec[2], slow=tuple(vec[3:]))
+
+
+def _grow(levels: Sequence[LevelSpec], longest: float) -> tuple[LevelSpec, ...]:
+    """Make the coarsest ring long enough for ``longest`` seconds."""
+    *fine, coarse = levels
+    need = int(longest // coarse.resolution) + 3
+    return (*fine, LevelSpec(coarse.resolution, max(coarse.slots, need)))
+
+
+_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with empty stores: its parent's events are not its own."""
+    for store in list(_STORES):
+        store._lock = threading.Lock()
+        store._reset()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
