@@ -11,6 +11,7 @@ replaced) and never delays recording or the next tick.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -18,7 +19,7 @@ import threading
 import uuid
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 
@@ -34,6 +35,7 @@ from slakit.events import (
 )
 from slakit.registry import Registry, default_registry
 from slakit.spec import SLO, Percentile, Status, Threshold, Uptime
+from slakit.typing import Hook
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -133,7 +135,9 @@ class _Worker:
 
     def __init__(self, subscriber: Subscriber, timeout: float, max_queue: int) -> None:
         self.subscriber = subscriber
-        self.call: Callable[[Event], Any] = getattr(subscriber, "on_event", subscriber)
+        self.call: Callable[[Event], Any] = (
+            subscriber.on_event if isinstance(subscriber, Hook) else subscriber
+        )
         self.timeout = timeout
         self.max_queue = max_queue
         self.stats = HookStats()
@@ -199,10 +203,8 @@ class _Worker:
     def stop(self) -> None:
         self._generation += 1
         if self._thread is not None:
-            try:
+            with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(None)
-            except queue.Full:
-                pass
 
     def after_fork(self) -> None:
         self._queue = queue.Queue(maxsize=self.max_queue)
@@ -229,6 +231,7 @@ class Engine:
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     :meth:`evaluate_now` runs one tick synchronously (tests, CLIs).
+
     """
 
     def __init__(
@@ -260,7 +263,7 @@ class Engine:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def start(self) -> Engine:
+    def start(self) -> Self:
         """Start the background loop (a daemon thread). Starting twice is a no-op."""
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
@@ -287,7 +290,7 @@ class Engine:
         """True while the background loop runs."""
         return self._thread is not None and self._thread.is_alive()
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -460,7 +463,6 @@ class Engine:
         return acked
 
 
-
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
@@ -471,4 +473,3 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
-

@@ -19,13 +19,11 @@ Arithmetic (see ``docs/concepts.md``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from slakit import sketch
-from slakit.ring import Counts
 from slakit.spec import (
     SLO,
     Availability,
@@ -39,6 +37,11 @@ from slakit.spec import (
     Uptime,
     format_duration,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from slakit.ring import Counts
 
 Span = tuple[float, float]
 """A wall-clock span ``(start, end)`` in seconds since the epoch."""
@@ -239,9 +242,7 @@ def evaluate(slo: SLO, the_plan: Plan, inputs: Inputs, previous: Snapshot | None
 def _active_rules(previous: Snapshot | None) -> dict[str, frozenset[str]]:
     if previous is None:
         return {}
-    return {
-        o.key: frozenset(c.rule for c in o.conditions if c.active) for o in previous.objectives
-    }
+    return {o.key: frozenset(c.rule for c in o.conditions if c.active) for o in previous.objectives}
 
 
 def _bad_of(o: Availability | Latency, slow_index: Mapping[float, int]) -> Callable[[Counts], int]:
@@ -251,7 +252,9 @@ def _bad_of(o: Availability | Latency, slow_index: Mapping[float, int]) -> Calla
     return lambda c: c.slow[i]
 
 
-def _stats(label: str, counts: Counts, bad: int, span: tuple[float, float], target: float) -> WindowStats:
+def _stats(
+    label: str, counts: Counts, bad: int, span: tuple[float, float], target: float
+) -> WindowStats:
     events = counts.total
     ratio = bad / events if events else 0.0
     length = max(span[1] - span[0], 1e-9)
@@ -286,7 +289,8 @@ def _ratio(
     for rule in rules:
         long_w = stats[format_duration(rule.long)]
         short_w = stats[format_duration(rule.short)]
-        assert long_w.burn_rate is not None and short_w.burn_rate is not None
+        assert long_w.burn_rate is not None
+        assert short_w.burn_rate is not None
         bar = rule.burn_rate * (1.0 - h) if rule.name in prev else rule.burn_rate
         active = (
             long_w.events >= slo.alerting.min_events
@@ -343,7 +347,8 @@ def _status(conditions: Sequence[Condition], *, breached: bool) -> Status:
 
 
 def _timeslice(slo: SLO, o: Uptime | Percentile, the_plan: Plan, inputs: Inputs) -> ObjectiveStatus:
-    assert o.slice is not None and o.target is not None
+    assert o.slice is not None
+    assert o.target is not None
     start, end = the_plan.spans["slo"]
     slices = max(1, int((end - start) // o.slice))
     bad = inputs.bad_slices.get(o.key, 0)
@@ -423,7 +428,9 @@ def _throughput(o: Throughput, the_plan: Plan, inputs: Inputs) -> ObjectiveStatu
     )
 
 
-def _threshold(o: Threshold, inputs: Inputs, prev: frozenset[str], hysteresis: float) -> ObjectiveStatus:
+def _threshold(
+    o: Threshold, inputs: Inputs, prev: frozenset[str], hysteresis: float
+) -> ObjectiveStatus:
     value = inputs.values.get(o.key)
     conditions = []
     worst: Severity | None = None

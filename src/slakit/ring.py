@@ -291,8 +291,7 @@ class Store:
         No lock, no I/O, no allocation except a new slot once per second per thread.
         """
         d = end_ns - start_ns
-        if d < 0:  # time can go backwards
-            d = 0
+        d = max(d, 0)
         try:
             shard = self._local.shard
         except AttributeError:
@@ -544,7 +543,7 @@ _STORES: weakref.WeakSet[Store] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    """A forked child starts with empty stores: its parent's events are not its own."""
+    """Give a forked child empty stores: its parent's events are not its own."""
     for store in list(_STORES):
         store._lock = threading.Lock()
         store._reset()

@@ -14,7 +14,10 @@ A histogram is a plain ``dict`` of bucket → count: sparse, mergeable by additi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 SUB_BITS = 6
 """Sub-buckets per power of two are ``2**SUB_BITS``."""

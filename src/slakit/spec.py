@@ -13,13 +13,14 @@ import enum
 import math
 import operator
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from slakit.evaluate import Snapshot
 
 
@@ -172,11 +173,16 @@ def _name(value: str) -> str:
     return value
 
 
-def _optional(parse: Callable[[Any], float]) -> Callable[[Any], float | None]:
-    def conv(value: Any) -> float | None:
-        return None if value is None else parse(value)
+def _opt_duration(value: float | str | None) -> float | None:
+    return None if value is None else parse_duration(value)
 
-    return conv
+
+def _opt_target(value: float | str | None) -> float | None:
+    return None if value is None else parse_target(value)
+
+
+def _opt_number(value: float | str | None) -> float | None:
+    return None if value is None else _ratio(value)
 
 
 # -- windows -------------------------------------------------------------------------
@@ -192,10 +198,16 @@ def _timezone(value: str) -> str:
     return value
 
 
-def _calendar_unit(value: str | None) -> str | None:
-    if value not in (None, "day", "week", "month"):
-        raise ValueError(f"must be one of day, week, month, got {value!r}")
-    return value
+def _calendar_unit(value: str | None) -> Literal["day", "week", "month"] | None:
+    if value is None:
+        return None
+    if value == "day":
+        return "day"
+    if value == "week":
+        return "week"
+    if value == "month":
+        return "month"
+    raise ValueError(f"must be one of day, week, month, got {value!r}")
 
 
 @attrs.frozen
@@ -207,7 +219,7 @@ class Window:
     calendar periods in UTC; use the constructor for another time zone.
     """
 
-    length: float | None = attrs.field(default=None, converter=_optional(parse_duration))
+    length: float | None = attrs.field(default=None, converter=_opt_duration)
     """Seconds covered by a rolling window; ``None`` for a calendar window."""
     unit: Literal["day", "week", "month"] | None = attrs.field(
         default=None, converter=_calendar_unit
@@ -268,7 +280,8 @@ class Window:
     def __str__(self) -> str:
         if self.length is not None:
             return format_duration(self.length)
-        return self.unit if self.tz == "UTC" else f"{self.unit}@{self.tz}"
+        unit = self.unit or "month"
+        return unit if self.tz == "UTC" else f"{unit}@{self.tz}"
 
 
 def to_window(value: Window | float | str) -> Window:
@@ -276,7 +289,7 @@ def to_window(value: Window | float | str) -> Window:
     if isinstance(value, Window):
         return value
     if value in ("day", "week", "month"):
-        return Window(unit=value)  # type: ignore[arg-type]
+        return Window(unit=value)
     return Window(length=value)
 
 
@@ -390,7 +403,9 @@ def _objective_name() -> Any:
 
 
 def _optional_name(value: str | None) -> str | None:
-    return None if value is None else _name(value)
+    if value is None:
+        return None
+    return _name(value)
 
 
 @attrs.frozen
@@ -432,8 +447,8 @@ class Percentile:
 
     q: float = attrs.field(converter=parse_quantile)
     threshold: float = attrs.field(converter=parse_duration)
-    slice: float | None = attrs.field(default=None, converter=_optional(parse_duration))
-    target: float | None = attrs.field(default=None, converter=_optional(parse_target))
+    slice: float | None = attrs.field(default=None, converter=_opt_duration)
+    target: float | None = attrs.field(default=None, converter=_opt_target)
     name: str | None = _objective_name()
 
     def __attrs_post_init__(self) -> None:
@@ -517,9 +532,9 @@ class Threshold:
 
     name: str = attrs.field(converter=_name)
     op: str = attrs.field(default="<=", converter=_op)
-    target: float | None = attrs.field(default=None, converter=_optional(_ratio))
-    warning: float | None = attrs.field(default=None, converter=_optional(_ratio))
-    critical: float | None = attrs.field(default=None, converter=_optional(_ratio))
+    target: float | None = attrs.field(default=None, converter=_opt_number)
+    warning: float | None = attrs.field(default=None, converter=_opt_number)
+    critical: float | None = attrs.field(default=None, converter=_opt_number)
     source: Callable[[], float] | None = attrs.field(default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -609,14 +624,12 @@ class SLO:
 
     def __attrs_post_init__(self) -> None:
         for o in self.objectives:
-            if isinstance(o, Percentile | Uptime) and o.slice is not None:
-                if o.slice > self.window.seconds:
-                    raise ValueError(f"{o.key}: slice is longer than the SLO window")
+            slice_ = o.slice if isinstance(o, Percentile | Uptime) else None
+            if slice_ is not None and slice_ > self.window.seconds:
+                raise ValueError(f"{o.key}: slice is longer than the SLO window")
         for rule in self.alerting.rules_for(self.window.seconds):
             if rule.long > self.window.seconds:
-                raise ValueError(
-                    f"alert rule {rule.name} looks back further than the SLO window"
-                )
+                raise ValueError(f"alert rule {rule.name} looks back further than the SLO window")
 
     @property
     def thresholds(self) -> tuple[float, ...]:

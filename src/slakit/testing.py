@@ -7,11 +7,12 @@ Helpers for testing code that uses slakit: a fake clock and event capture.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from slakit.engine import Engine
     from slakit.events import Event
 

@@ -14,7 +14,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast
 
 from slakit.registry import Registry, default_registry
 from slakit.ring import BAD, GOOD, IGNORED
@@ -40,8 +40,10 @@ _NEVER_BAD: tuple[type[BaseException], ...] = (
 
 class Tracker:
     """
-    Records calls against one SLO. Made by :func:`track`; use it as a decorator,
-    through :meth:`time`, or with :meth:`record`.
+    Records calls against one SLO.
+
+    Made by :func:`track`; use it as a decorator, through :meth:`time`, or with
+    :meth:`record`.
 
     Args:
         slo: the SLO the calls count towards.
@@ -217,7 +219,7 @@ class Timing:
         """Count this block as bad even if it does not raise."""
         self._failed = True
 
-    def __enter__(self) -> Timing:
+    def __enter__(self) -> Self:
         self._t0 = self._tracker._mono()
         return self
 
@@ -228,13 +230,10 @@ class Timing:
         tb: TracebackType | None,
     ) -> None:
         t = self._tracker
-        if exc is not None:
-            outcome = t.classify(exc)
-        else:
-            outcome = BAD if self._failed else GOOD
+        outcome = t.classify(exc) if exc is not None else BAD if self._failed else GOOD
         t._rec(self._t0, t._mono(), outcome)
 
-    async def __aenter__(self) -> Timing:
+    async def __aenter__(self) -> Self:
         return self.__enter__()
 
     async def __aexit__(
@@ -268,9 +267,7 @@ def track(
     return Tracker(slo, ignore=ignore, expected=expected, ok=ok, registry=registry)
 
 
-def record(
-    slo: SLO, duration: float, ok: bool = True, *, registry: Registry | None = None
-) -> None:
+def record(slo: SLO, duration: float, ok: bool = True, *, registry: Registry | None = None) -> None:
     """Record one call of ``duration`` seconds that ended now."""
     reg = registry if registry is not None else default_registry()
     reg.register(slo).record(duration, ok)
