@@ -19,11 +19,13 @@ Arithmetic (see ``docs/concepts.md``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from slakit import sketch
+from slakit.ring import Counts
 from slakit.spec import (
     SLO,
     Availability,
@@ -39,9 +41,8 @@ from slakit.spec import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Sequence
 
-    from slakit.ring import Counts
 
 Span = tuple[float, float]
 """A wall-clock span ``(start, end)`` in seconds since the epoch."""

@@ -7,12 +7,9 @@ state; each event holds a frozen copy of the violation as it was when emitted.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import attrs
 
-if TYPE_CHECKING:
-    from slakit.spec import Severity, Status
+from slakit.spec import Severity, Status
 
 
 @attrs.frozen

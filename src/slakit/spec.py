@@ -13,14 +13,13 @@ import enum
 import math
 import operator
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from slakit.evaluate import Snapshot
 
 

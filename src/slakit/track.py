@@ -101,21 +101,9 @@ class Tracker:
         return cast("F", functools.wraps(fn)(wrapped))
 
     def _sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        now, rec, classify = self._mono, self._rec, self.classify
         if self._ok is None:
-
-            def call(*args: P.args, **kwargs: P.kwargs) -> R:
-                t0 = now()
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    rec(t0, now(), classify(exc))
-                    raise
-                rec(t0, now(), 0)
-                return result
-
-            return call
-        judge = self._result
+            return self.store.timed(fn, self.classify)
+        now, rec, classify, judge = self._mono, self._rec, self.classify, self._result
 
         def call_checked(*args: P.args, **kwargs: P.kwargs) -> R:
             t0 = now()
