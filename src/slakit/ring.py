@@ -449,11 +449,6 @@ class Store:
         """Move closed slots into the rings and release shards of exited threads."""
         with self._lock:
             self.sync_clock()
-            now = self._clock.time()
-            for level in self._levels:
-                level.advance(int(now // level.res))
-            for hl in self._hists:
-                hl.advance(int(now // hl.res))
             closed = self._retired
             self._retired = []
             live = []
@@ -466,6 +461,16 @@ class Store:
                 else:  # its thread has exited: nobody writes it any more
                     closed.append(shard.cur)
             self._shards = live
+            # rings are anchored at the newest second seen: now, or later data written
+            # before the wall clock was stepped back
+            newest = int(self._clock.time())
+            for slot in (*closed, *(s.cur for s in live)):
+                if slot.hist and slot.epoch > newest:
+                    newest = slot.epoch
+            for level in self._levels:
+                level.advance(newest // level.res)
+            for hl in self._hists:
+                hl.advance(newest // hl.res)
             for slot in closed:
                 self._absorb(self._decode(slot))
 
@@ -524,7 +529,7 @@ class Store:
             open_slots = self._open()
             out = []
             for start, end in spans:
-                level = self._count_level_for(end - start)
+                level = self._count_level_for(start, end)
                 first = int(start // level.res)
                 last = int(end // level.res)
                 vec = level.span(first, last)
@@ -540,7 +545,7 @@ class Store:
     def histogram(self, start: float, end: float) -> dict[int, int]:
         """Latency histogram (bucket → count) of a span, aligned to the histogram rings."""
         with self._lock:
-            hl = self._hist_level_for(end - start)
+            hl = self._hist_level_for(start, end)
             first, last = int(start // hl.res), int(end // hl.res)
             out = hl.span(first, last)
             for d in self._open():
@@ -556,15 +561,18 @@ class Store:
                 sketch.merge(out, d.hist)
         return out
 
-    def _count_level_for(self, length: float) -> _CountLevel:
+    def _count_level_for(self, start: float, end: float) -> _CountLevel:
+        """The finest ring that holds the span (its start is not older than the ring)."""
         for level in self._levels:
-            if length / level.res + 2 <= level.size:
+            if (end - start) / level.res + 2 <= level.size and (
+                int(start // level.res) - 1 >= level.floor
+            ):
                 return level
         return self._levels[-1]
 
-    def _hist_level_for(self, length: float) -> _HistLevel:
+    def _hist_level_for(self, start: float, end: float) -> _HistLevel:
         for hl in self._hists:
-            if length / hl.res + 2 <= hl.size:
+            if (end - start) / hl.res + 2 <= hl.size and int(start // hl.res) >= hl.floor:
                 return hl
         return self._hists[-1]
 
