@@ -171,17 +171,29 @@ class _CountLevel:
         self.head = epoch
         self.floor = epoch - size + 1
 
-    def add(self, epoch: int, vec: Sequence[int]) -> None:
-        if epoch > self.head:
-            self.advance(epoch)
+    def add(self, deltas: dict[int, list[int]]) -> None:
+        """
+        Add count vectors by epoch, in one sweep from the oldest epoch to the head.
+
+        One consolidation costs O(head - oldest epoch) whatever the number of slots,
+        so a replay of old data is linear, not quadratic.
+        """
+        newest = max(deltas)
+        if newest > self.head:
+            self.advance(newest)
         w, size, cum = self.width, self.size, self.cum
-        if epoch < self.floor:  # older than the ring: only the base and later sums move
-            self.base = [b + v for b, v in zip(self.base, vec, strict=True)]
-            epoch = self.floor
-        for ep in range(epoch, self.head + 1):
+        run = [0] * w
+        for epoch in [e for e in deltas if e < self.floor]:  # older than the ring
+            run = [a + b for a, b in zip(run, deltas.pop(epoch), strict=True)]
+        self.base = [a + b for a, b in zip(self.base, run, strict=True)]
+        start = min(deltas, default=self.floor) if not any(run) else self.floor
+        for ep in range(start, self.head + 1):
+            vec = deltas.get(ep)
+            if vec is not None:
+                run = [a + b for a, b in zip(run, vec, strict=True)]
             i = (ep % size) * w
             for f in range(w):
-                cum[i + f] += vec[f]
+                cum[i + f] += run[f]
 
     def span(self, first: int, last: int) -> list[int]:
         """Sum of epochs ``first..last`` inclusive."""
@@ -471,17 +483,23 @@ class Store:
                 level.advance(newest // level.res)
             for hl in self._hists:
                 hl.advance(newest // hl.res)
-            for slot in closed:
-                self._absorb(self._decode(slot))
+            self._absorb([self._decode(slot) for slot in closed])
 
-    def _absorb(self, d: _Decoded) -> None:
-        sec = d.epoch  # fine epochs are seconds
+    def _absorb(self, decoded: list[_Decoded]) -> None:
+        if not decoded:
+            return
         for level in self._levels:
-            level.add(sec // level.res, d.vec)
-        for hl in self._hists:
-            hl.add(sec // hl.res, d.hist)
-        self._totals = [a + b for a, b in zip(self._totals, d.vec, strict=True)]
-        sketch.merge(self._total_hist, d.hist)
+            deltas: dict[int, list[int]] = {}
+            for d in decoded:
+                epoch = d.epoch // level.res
+                have = deltas.get(epoch)
+                deltas[epoch] = d.vec if have is None else _plus(have, d.vec)
+            level.add(deltas)
+        for d in decoded:
+            for hl in self._hists:
+                hl.add(d.epoch // hl.res, d.hist)
+            self._totals = _plus(self._totals, d.vec)
+            sketch.merge(self._total_hist, d.hist)
 
     def _decode(self, slot: _Slot) -> _Decoded:
         total = bad = ignored = 0
@@ -594,6 +612,10 @@ class View:
 
     spans: tuple[Counts, ...]
     lifetime: Counts
+
+
+def _plus(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    return [x + y for x, y in zip(a, b, strict=True)]
 
 
 def _counts(vec: Sequence[int]) -> Counts:
