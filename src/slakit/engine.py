@@ -82,6 +82,7 @@ def evaluate_slo(
     inputs = ev.Inputs(
         counts=counts,
         lifetime=view.lifetime,
+        lifetime_histogram=view.lifetime_histogram,
         histogram=histogram,
         bad_slices=bad_slices,
         values=dict(values or {}),

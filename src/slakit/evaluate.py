@@ -92,6 +92,8 @@ class Inputs:
     lifetime: Counts
     histogram: Mapping[int, int]
     """Latency histogram (bucket → count) of the SLO window."""
+    lifetime_histogram: Mapping[int, int] = attrs.field(factory=dict)
+    """Latency histogram since the store began (read with ``lifetime``)."""
     bad_slices: Mapping[str, int] = attrs.field(factory=dict)
     """Per timeslice objective, bad slices among the closed slices of the SLO window."""
     values: Mapping[str, float | None] = attrs.field(factory=dict)
@@ -188,6 +190,9 @@ class Snapshot:
     """Events (good + bad) in the SLO window."""
     bad: int
     lifetime: Counts
+    """Counts since the store began (monotonic: what exporters publish as counters)."""
+    lifetime_histogram: Mapping[int, int]
+    """Latency histogram (bucket → count) since the store began; sums to lifetime.total."""
     percentiles: Mapping[float, float | None]
     """Latency quantiles over the SLO window, in seconds."""
 
@@ -236,6 +241,7 @@ def evaluate(slo: SLO, the_plan: Plan, inputs: Inputs, previous: Snapshot | None
         events=window_counts.total,
         bad=window_counts.bad,
         lifetime=inputs.lifetime,
+        lifetime_histogram=inputs.lifetime_histogram,
         percentiles={q: sketch.quantile(inputs.histogram, q) for q in PERCENTILES},
     )
 

@@ -556,9 +556,11 @@ class Store:
                         vec = [a + b for a, b in zip(vec, d.vec, strict=True)]
                 out.append(_counts(vec))
             totals = list(self._totals)
+            hist = dict(self._total_hist)
             for d in open_slots:
-                totals = [a + b for a, b in zip(totals, d.vec, strict=True)]
-        return View(tuple(out), _counts(totals))
+                totals = _plus(totals, d.vec)
+                sketch.merge(hist, d.hist)
+        return View(tuple(out), _counts(totals), hist)
 
     def histogram(self, start: float, end: float) -> dict[int, int]:
         """Latency histogram (bucket → count) of a span, aligned to the histogram rings."""
@@ -571,16 +573,8 @@ class Store:
                     sketch.merge(out, d.hist)
         return out
 
-    def total_histogram(self) -> dict[int, int]:
-        """Latency histogram (bucket → count) of every event since the store began."""
-        with self._lock:
-            out = dict(self._total_hist)
-            for d in self._open():
-                sketch.merge(out, d.hist)
-        return out
-
     def _count_level_for(self, start: float, end: float) -> _CountLevel:
-        """The finest ring that holds the span (its start is not older than the ring)."""
+        """Pick the finest ring that holds the span (its start is not older than the ring)."""
         for level in self._levels:
             if (end - start) / level.res + 2 <= level.size and (
                 int(start // level.res) - 1 >= level.floor
@@ -608,10 +602,14 @@ class Store:
 
 @attrs.frozen
 class View:
-    """What :meth:`Store.read` returns: counts per requested span and since start."""
+    """What :meth:`Store.read` returns, all from one consistent read."""
 
     spans: tuple[Counts, ...]
+    """Counts per requested span."""
     lifetime: Counts
+    """Counts since the store began."""
+    lifetime_histogram: dict[int, int]
+    """Latency histogram (bucket → count) since the store began; sums to ``lifetime.total``."""
 
 
 def _plus(a: Sequence[int], b: Sequence[int]) -> list[int]:

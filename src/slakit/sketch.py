@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 
 SUB_BITS = 6
 """Sub-buckets per power of two are ``2**SUB_BITS``."""
@@ -81,12 +81,6 @@ def quantile(counts: Mapping[int, int], q: float) -> float | None:
         if seen >= rank:
             return bucket_value(bucket)
     raise AssertionError("unreachable: rank <= total")  # pragma: no cover
-
-
-def count_above(counts: Iterable[tuple[int, int]], threshold_ns: int) -> int:
-    """Count events in buckets that lie entirely above ``threshold_ns``."""
-    limit = bucket_of(threshold_ns)
-    return sum(c for b, c in counts if b > limit)
 
 
 def _ceil(x: float) -> int:
