@@ -86,6 +86,7 @@ def evaluate_slo(
         histogram=histogram,
         bad_slices=bad_slices,
         values=dict(values or {}),
+        age=now - registry.created(slo.name),
     )
     return ev.evaluate(slo, the_plan, inputs, previous)
 

@@ -98,6 +98,9 @@ class Inputs:
     """Per timeslice objective, bad slices among the closed slices of the SLO window."""
     values: Mapping[str, float | None] = attrs.field(factory=dict)
     """Per :class:`~slakit.spec.Threshold` objective, its sampled value."""
+    age: float = float("inf")
+    """Seconds since the SLO's store began: a rate floor is judged only once it has
+    seen a whole window (no alert for traffic that could not have arrived yet)."""
 
 
 @attrs.frozen
@@ -413,7 +416,7 @@ def _throughput(o: Throughput, the_plan: Plan, inputs: Inputs) -> ObjectiveStatu
     label = format_duration(o.window)
     start, end = the_plan.spans[label]
     rate = inputs.counts[label].total / max(end - start, 1e-9)
-    active = rate < o.min_rps
+    active = rate < o.min_rps and inputs.age >= o.window
     return ObjectiveStatus(
         key=o.key,
         kind="throughput",
@@ -442,13 +445,14 @@ def _threshold(
     conditions = []
     worst: Severity | None = None
     for sev in (Severity.INFO, Severity.WARNING, Severity.CRITICAL):
+        bound = o.level(sev)
+        if bound is None:
+            continue
         rule = f"threshold-{sev}"
-        if value is None:
-            active = False
-        else:
-            active = _at_least(o.severity(value), sev)
-            if not active and rule in prev:  # hysteresis: stay open inside the band
-                active = _at_least(o.severity(_toward_bad(o, value, hysteresis)), sev)
+        level = bound
+        if rule in prev:  # hysteresis: an open violation holds inside the band
+            level -= o.bad_sign * hysteresis * abs(bound)
+        active = value is not None and o.is_past(value, level)
         if active:
             worst = sev
         conditions.append(
@@ -457,8 +461,8 @@ def _threshold(
                 severity=sev,
                 active=active,
                 value=float("nan") if value is None else value,
-                limit=_level(o, sev),
-                detail=f"{o.key} {o.op} {_level(o, sev):g}",
+                limit=bound,
+                detail=f"{o.key} {o.op} {bound:g}",
             )
         )
     status = Status.HEALTHY if worst is None else _SEVERITY_STATUS[worst]
@@ -472,24 +476,3 @@ def _threshold(
         budget=None,
         conditions=tuple(conditions),
     )
-
-
-def _at_least(sev: Severity | None, floor: Severity) -> bool:
-    order = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)
-    return sev is not None and order.index(sev) >= order.index(floor)
-
-
-def _level(o: Threshold, sev: Severity) -> float:
-    explicit = {Severity.WARNING: o.warning, Severity.CRITICAL: o.critical}.get(sev)
-    if explicit is not None:
-        return explicit
-    base = o.target if o.target is not None else float("nan")
-    factor = {Severity.INFO: 0.1, Severity.WARNING: 0.2, Severity.CRITICAL: 0.5}[sev]
-    sign = 1.0 if o.op in ("<", "<=") else -1.0
-    return base + sign * factor * abs(base)
-
-
-def _toward_bad(o: Threshold, value: float, hysteresis: float) -> float:
-    ref = o.target if o.target is not None else (o.warning or o.critical or value)
-    step = hysteresis * abs(ref)
-    return value + step if o.op in ("<", "<=") else value - step

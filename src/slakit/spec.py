@@ -555,25 +555,34 @@ class Threshold:
         """The objective's name within its SLO."""
         return self.name
 
+    def level(self, severity: Severity) -> float | None:
+        """
+        Return the bound past which ``severity`` applies, or ``None`` if it has none.
+
+        Explicit levels give warning and critical; without levels, info, warning and
+        critical sit 10 %, 20 % and 50 % past the target in the bad direction.
+        """
+        if self.warning is not None or self.critical is not None:
+            return {Severity.WARNING: self.warning, Severity.CRITICAL: self.critical}.get(severity)
+        assert self.target is not None
+        factor = {Severity.INFO: 0.1, Severity.WARNING: 0.2, Severity.CRITICAL: 0.5}[severity]
+        return self.target + self.bad_sign * factor * abs(self.target)
+
+    @property
+    def bad_sign(self) -> float:
+        """+1 when larger values are worse (``<``, ``<=``), -1 otherwise."""
+        return 1.0 if self.op in ("<", "<=") else -1.0
+
+    def is_past(self, value: float, level: float) -> bool:
+        """Return True when ``value`` is on the bad side of ``level``."""
+        return not _OPS[self.op](value, level)
+
     def severity(self, value: float) -> Severity | None:
         """Return how bad ``value`` is, or ``None`` when it is fine."""
-        good = _OPS[self.op]
-        if self.critical is not None and not good(value, self.critical):
-            return Severity.CRITICAL
-        if self.warning is not None and not good(value, self.warning):
-            return Severity.WARNING
-        if self.warning is not None or self.critical is not None:
-            return None
-        assert self.target is not None
-        if good(value, self.target):
-            return None
-        deviation = abs(value - self.target) / abs(self.target)
-        if deviation > 0.5:
-            return Severity.CRITICAL
-        if deviation > 0.2:
-            return Severity.WARNING
-        if deviation > 0.1:
-            return Severity.INFO
+        for sev in (Severity.CRITICAL, Severity.WARNING, Severity.INFO):
+            level = self.level(sev)
+            if level is not None and self.is_past(value, level):
+                return sev
         return None
 
 
