@@ -90,7 +90,9 @@ class TestFastBurnPage:
         (done,) = resolved(events, "page-1h-5m")
 
         assert 296 == pytest.approx(done.time - recovery, abs=1)
-        assert done.violation.duration == pytest.approx(done.time - opened(events, "page-1h-5m")[0].time)
+        assert done.violation.duration == pytest.approx(
+            done.time - opened(events, "page-1h-5m")[0].time
+        )
 
     def test_slow_page_does_not_fire_for_60_seconds(self, short_outage):
         """60 s is under the 6 h / 30 m threshold of 129.6 s."""
@@ -201,7 +203,10 @@ class TestBudget:
         registry = slakit.Registry(clock)
         month = slakit.SLO("m", objectives=[slakit.Uptime("99.99%")], window="30d")
         year = slakit.SLO(
-            "y", objectives=[slakit.Uptime("99.9%")], window="365d", alerting=slakit.AlertPolicy.none()
+            "y",
+            objectives=[slakit.Uptime("99.9%")],
+            window="365d",
+            alerting=slakit.AlertPolicy.none(),
         )
 
         m = registry.snapshot(month).objective("uptime").budget

@@ -17,7 +17,6 @@ import time
 import pytest
 
 import slakit
-from slakit import ring
 
 N_THREADS = 8
 PER_THREAD = 250_000
@@ -61,6 +60,7 @@ class TestNoEventLost:
         expected_bad = sum(len(range(i, PER_THREAD, 97)) for i in range(N_THREADS))
 
         assert (N_THREADS * PER_THREAD, expected_bad) == (life.total, life.bad)
+
 
 @pytest.mark.heavy
 class TestNoTornReads:
@@ -106,7 +106,6 @@ class TestNoTornReads:
                 t.join(10)
 
         assert [] == problems[:5]
-
 
 
 class TestNoLockOnTheHotPath:

@@ -136,7 +136,11 @@ class StoreMachine(RuleBasedStateMachine):
         sec = self.clock.time_ns() // 1_000_000_000
         self.oracle.events.extend([(sec, d, outcome)] * count)
 
-    @rule(seconds=st.sampled_from([0.25, 0.5, 1, 1, 7, 59, 61, 600, 3_599, 3_600, 86_400, 10 * 86_400]))
+    @rule(
+        seconds=st.sampled_from(
+            [0.25, 0.5, 1, 1, 7, 59, 61, 600, 3_599, 3_600, 86_400, 10 * 86_400]
+        )
+    )
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
@@ -233,7 +237,10 @@ class TestRecordMany:
                 st.integers(0, 40 * 86_400),  # seconds after start, beyond 30 days
                 st.integers(0, 50),
                 st.integers(0, 50),
-                st.lists(st.tuples(st.sampled_from([0.001, 0.2, 0.25, 0.3, 2.0]), st.integers(0, 9)), max_size=3),
+                st.lists(
+                    st.tuples(st.sampled_from([0.001, 0.2, 0.25, 0.3, 2.0]), st.integers(0, 9)),
+                    max_size=3,
+                ),
             ),
             max_size=25,
         )
@@ -248,7 +255,9 @@ class TestRecordMany:
             timed = sum(n for _, n in durations)
             bad = min(bad_extra, total + timed)
             store.record_many(start + offset, total=total, bad=bad, durations=durations)
-            events.append((int(start + offset), total, bad, sum(n for d, n in durations if d > 0.25)))
+            events.append(
+                (int(start + offset), total, bad, sum(n for d, n in durations if d > 0.25))
+            )
         clock.advance(40 * 86_400)
         store.consolidate()
         now = clock.time()
@@ -259,7 +268,10 @@ class TestRecordMany:
             got = store.read([(now - w, now)]).spans[0]
 
             assert (sum(e[1] for e in sel) + sum(0 for _ in sel), sum(e[2] for e in sel)) == (
-                got.total - sum(n for e in slots if first <= int(start + e[0]) // res <= last for _, n in e[3]),
+                got.total
+                - sum(
+                    n for e in slots if first <= int(start + e[0]) // res <= last for _, n in e[3]
+                ),
                 got.bad,
             )
             assert sum(e[3] for e in sel) == got.slow[0]

@@ -189,7 +189,7 @@ class TestClassification:
         for exc in (None, Boom, KeyError, NotFound, Boom):
             try:
                 f(exc)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
         c = counts(registry)

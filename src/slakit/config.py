@@ -117,7 +117,10 @@ def _converter() -> cattrs.Converter:  # noqa: C901 - the one place wiring every
             k: value[k] for k in ("min_events", "hysteresis", "scale") if k in value
         }
         if "rules" in value:
-            rules = conv.structure(value["rules"], list[spec.BurnRateRule])
+            try:
+                rules = conv.structure(value["rules"], list[spec.BurnRateRule])
+            except Exception as exc:  # keep the path below `rules`
+                raise ConfigError(_flatten(exc, "rules")) from None
             return spec.AlertPolicy(rules=rules, **kwargs)
         return spec.AlertPolicy.default(
             page=bool(value.get("page", True)), ticket=bool(value.get("ticket", True)), **kwargs
@@ -128,6 +131,7 @@ def _converter() -> cattrs.Converter:  # noqa: C901 - the one place wiring every
     conv.register_structure_hook(spec.AlertPolicy, alerting)
     register(
         spec.SLO,
+        window=override(struct_hook=window),
         objectives=override(
             struct_hook=lambda v, _t: tuple(conv.structure(v, list[spec.Objective]))
         ),

@@ -14,6 +14,7 @@ import math
 import operator
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -130,8 +131,9 @@ def _ratio(value: float | str) -> float:
     elif isinstance(value, str):
         text = value.strip()
         try:
-            number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-        except ValueError:
+            # through Decimal so "99.9%" is exactly the float 0.999, not 0.9990000000000001
+            number = float(Decimal(text[:-1]) / 100) if text.endswith("%") else float(text)
+        except (ValueError, ArithmeticError):
             raise ValueError(
                 f"must be a number or a percentage such as 99.9%, got {value!r}"
             ) from None
