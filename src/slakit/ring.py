@@ -340,9 +340,7 @@ class Store:
         h = slot.hist
         h[key] = h.get(key, 0) + 1
 
-    def timed(
-        self, fn: Callable[P, R], classify: Callable[[BaseException], int]
-    ) -> Callable[P, R]:
+    def timed(self, fn: Callable[P, R], classify: Callable[[BaseException], int]) -> Callable[P, R]:
         """
         Return ``fn`` wrapped so every call is timed and recorded; exceptions re-raise.
 
