@@ -332,9 +332,9 @@ class Engine:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Stop delivering events to ``subscriber``."""
-        with self._lock:
-            gone = [w for w in self._workers if w.subscriber is subscriber]
-            self._workers = [w for w in self._workers if w.subscriber is not subscriber]
+        with self._lock:  # == as well as is: each `obj.method` is a new bound method
+            gone = [w for w in self._workers if w.subscriber == subscriber]
+            self._workers = [w for w in self._workers if w not in gone]
         for w in gone:
             w.stop()
 
