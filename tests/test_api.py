@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import slakit
 
@@ -58,3 +59,16 @@ def test_import_is_cheap():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert "[]" == out.stdout.strip()
+
+
+def test_reference_docs_are_current():
+    """docs/reference.md is what scripts/gen_reference.py writes from the code."""
+    out = subprocess.run(
+        [sys.executable, "scripts/gen_reference.py", "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+    assert 0 == out.returncode, out.stderr

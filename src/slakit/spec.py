@@ -13,7 +13,7 @@ import enum
 import math
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -354,7 +354,7 @@ DEFAULT_RULES: Final = (
 """The SRE workbook's table for a 30-day SLO: 2 % and 5 % of budget page, 10 % tickets."""
 
 
-def _rules(value: Any) -> tuple[BurnRateRule, ...]:
+def _rules(value: Iterable[BurnRateRule]) -> tuple[BurnRateRule, ...]:
     return tuple(value)
 
 
@@ -601,7 +601,7 @@ OBJECTIVE_KINDS: Final[dict[str, type[Objective]]] = {
 }
 
 
-def _objectives(value: Any) -> tuple[Objective, ...]:
+def _objectives(value: Iterable[Objective]) -> tuple[Objective, ...]:
     objectives = tuple(value)
     if not objectives:
         raise ValueError("an SLO needs at least one objective")

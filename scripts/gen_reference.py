@@ -1,0 +1,129 @@
+"""
+Write docs/reference.md from the public API's signatures and docstrings.
+
+    python scripts/gen_reference.py          # rewrite the file
+    python scripts/gen_reference.py --check  # exit 1 if it is out of date (tests do this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from pathlib import Path
+
+import attrs
+
+import slakit
+import slakit.engine
+import slakit.evaluate
+import slakit.ring
+import slakit.spec
+import slakit.testing
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
+
+SECTIONS = {
+    "Declaring SLOs (`slakit.spec`)": [
+        slakit.SLO,
+        slakit.Availability,
+        slakit.Latency,
+        slakit.Percentile,
+        slakit.Uptime,
+        slakit.Throughput,
+        slakit.Threshold,
+        slakit.Window,
+        slakit.AlertPolicy,
+        slakit.BurnRateRule,
+        slakit.Status,
+        slakit.Severity,
+    ],
+    "Loading configuration (`slakit.config`)": [slakit.load, slakit.loads, slakit.load_dict],
+    "Recording (`slakit.track`)": [slakit.track, slakit.Tracker, slakit.record],
+    "Store (`slakit.ring`)": [slakit.ring.Store, slakit.ring.Counts, slakit.ring.View],
+    "Engine (`slakit.engine`)": [slakit.Engine, slakit.Registry, slakit.default_registry],
+    "Snapshots (`slakit.evaluate`)": [
+        slakit.evaluate.Snapshot,
+        slakit.evaluate.ObjectiveStatus,
+        slakit.evaluate.WindowStats,
+        slakit.evaluate.Budget,
+        slakit.evaluate.Condition,
+    ],
+    "Events (`slakit.events`)": [
+        slakit.Violation,
+        slakit.ViolationOpened,
+        slakit.ViolationResolved,
+        slakit.ViolationAcknowledged,
+        slakit.StatusChanged,
+        slakit.BudgetExhausted,
+    ],
+    "Errors (`slakit.exceptions`)": [slakit.ConfigError, slakit.SlakitError],
+    "Testing (`slakit.testing`)": [slakit.testing.FakeClock, slakit.testing.capture_events],
+}
+
+
+def doc(obj: object) -> str:
+    return inspect.cleandoc(obj.__doc__ or "").strip()
+
+
+def signature(obj: object) -> str:
+    try:
+        return str(inspect.signature(obj))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+
+
+def render() -> str:
+    lines = [
+        "# API reference",
+        "",
+        "Generated from the docstrings by `python scripts/gen_reference.py`;",
+        "a test fails when this file and the code disagree.",
+        "",
+    ]
+    for title, objects in SECTIONS.items():
+        lines += [f"## {title}", ""]
+        for obj in objects:
+            name = obj.__name__
+            kind = "class" if inspect.isclass(obj) else "function"
+            sig = "" if inspect.isclass(obj) and issubclass(obj, Exception) else signature(obj)
+            lines += [f"### `{name}`", "", f"```python\n{kind} {name}{sig}\n```", ""]
+            if doc(obj):
+                lines += [doc(obj), ""]
+            if inspect.isclass(obj):
+                lines += members(obj)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def members(cls: type) -> list[str]:
+    out = []
+    fields = {f.name for f in attrs.fields(cls)} if attrs.has(cls) else set()
+    for name, member in vars(cls).items():
+        if name.startswith("_") or name in fields:
+            continue
+        target = member.fget if isinstance(member, property) else member
+        if isinstance(target, staticmethod | classmethod):
+            target = target.__func__
+        if not callable(target) or not doc(target):
+            continue
+        sig = "" if isinstance(member, property) else signature(target)
+        summary = doc(target).split("\n\n")[0].replace("\n", " ")
+        out.append(f"- `{name}{sig}` — {summary}")
+    return [*out, ""] if out else []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--check", action="store_true")
+    text = render()
+    if parser.parse_args().check:
+        if OUT.read_text(encoding="utf-8") != text:
+            print(f"{OUT} is out of date: run python scripts/gen_reference.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
