@@ -202,15 +202,31 @@ class _CountLevel:
         return [a - b for a, b in zip(hi, lo, strict=True)]
 
 
+class _Packed:
+    """A closed histogram slot packed into two arrays: 16 bytes per bucket, not ~100."""
+
+    __slots__ = ("counts", "keys")
+
+    def __init__(self, hist: dict[int, int]) -> None:
+        self.keys = array("q", hist.keys())
+        self.counts = array("q", hist.values())
+
+    def items(self) -> Iterable[tuple[int, int]]:
+        return zip(self.keys, self.counts, strict=True)
+
+    def unpack(self) -> dict[int, int]:
+        return dict(self.items())
+
+
 class _HistLevel:
-    """Ring of per-slot latency histograms (bucket → count), sparse."""
+    """Ring of per-slot latency histograms (bucket → count), sparse; closed slots packed."""
 
     __slots__ = ("floor", "head", "res", "size", "slots")
 
     def __init__(self, spec: LevelSpec, epoch: int) -> None:
         self.res = spec.resolution
         self.size = spec.slots
-        self.slots: dict[int, dict[int, int]] = {}
+        self.slots: dict[int, dict[int, int] | _Packed] = {}
         self.head = epoch
         self.floor = epoch - spec.slots + 1
 
@@ -219,8 +235,11 @@ class _HistLevel:
             return
         self.head = epoch
         self.floor = epoch - self.size + 1
-        for ep in [e for e in self.slots if e < self.floor]:
-            del self.slots[ep]
+        for ep, hist in list(self.slots.items()):
+            if ep < self.floor:
+                del self.slots[ep]
+            elif ep < epoch and isinstance(hist, dict):
+                self.slots[ep] = _Packed(hist)
 
     def add(self, epoch: int, hist: dict[int, int]) -> None:
         if epoch > self.head:
@@ -230,14 +249,18 @@ class _HistLevel:
         slot = self.slots.get(epoch)
         if slot is None:
             self.slots[epoch] = dict(hist)
-        else:
-            sketch.merge(slot, hist)
+            return
+        if isinstance(slot, _Packed):  # late data for a closed slot: rare
+            slot = self.slots[epoch] = slot.unpack()
+        sketch.merge(slot, hist)
 
     def span(self, first: int, last: int) -> dict[int, int]:
         out: dict[int, int] = {}
+        get = out.get
         for ep, hist in self.slots.items():
             if first <= ep <= last:
-                sketch.merge(out, hist)
+                for key, count in hist.items():
+                    out[key] = get(key, 0) + count
         return out
 
 
@@ -594,7 +617,10 @@ class Store:
         for hl in self._hists:
             size += sys.getsizeof(hl.slots)
             for hist in hl.slots.values():
-                size += sys.getsizeof(hist) + 32 * len(hist)
+                if isinstance(hist, _Packed):
+                    size += sys.getsizeof(hist.keys) + sys.getsizeof(hist.counts)
+                else:
+                    size += sys.getsizeof(hist) + 32 * len(hist)
         return size
 
 
