@@ -177,9 +177,7 @@ def main():
     mem_1m, _ = memory_per_slo(1_000_000, args.quick)
     days = "3 d (--quick)" if args.quick else "30 d"
     print(f"store memory per SLO after 10M events over {days}: {mem / 2**20:.2f} MiB")
-    print(
-        f"  the same {days} with 1M events: {mem_1m / 2**20:.2f} MiB (memory follows time, not events)"
-    )
+    print(f"  the same {days} with 1M events: {mem_1m / 2**20:.2f} MiB (follows time, not events)")
     print("  traced MiB, daily: " + " ".join(f"{s / 2**20:.2f}" for s in samples))
     tick = tick_100(args.quick)
     print(f"one engine tick over 100 SLOs: {tick:.1f} ms")
