@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -60,6 +61,27 @@ class TestLifecycle:
         with slakit.Engine(registry, interval=0.01) as engine:
             assert wait_for(lambda: engine.snapshot("bg") is not None)
 
+        assert not engine.running
+
+    def test_asyncio_task_mode(self, registry):
+        """engine.run() ticks on the event loop until cancelled; no thread is started."""
+        slo = slakit.SLO("aio", objectives=[slakit.Availability("99%")])
+        slakit.record(slo, 0.01, registry=registry)
+        engine = slakit.Engine(registry, interval=0.01)
+
+        async def main():
+            task = asyncio.create_task(engine.run())
+            for _ in range(3_000):  # watchdog: 30 s
+                if engine.snapshot("aio") is not None:
+                    break
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+
+        assert 1 == engine.snapshot("aio").lifetime.total
         assert not engine.running
 
     def test_invalid_settings(self, registry):

@@ -11,11 +11,13 @@ replaced) and never delays recording or the next tick.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import queue
 import threading
+import time
 import uuid
 import weakref
 from collections import deque
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Self
 import attrs
 
 from slakit import evaluate as ev
+from slakit import sketch
 from slakit.events import (
     BudgetExhausted,
     Event,
@@ -109,8 +112,6 @@ def _judge(
             c = store.read([(s0, s1)]).spans[0]
             bad = c.total > 0 and c.bad / c.total > o.max_error_ratio
         else:
-            from slakit import sketch  # noqa: PLC0415
-
             value = sketch.quantile(store.histogram(s0, s1), o.q)
             bad = value is not None and value > o.threshold
         if bad:
@@ -169,7 +170,7 @@ class _Worker:
             self._thread.start()
 
     def _run(self, generation: int) -> None:
-        clock = _monotonic
+        clock = time.monotonic
         while True:
             event = self._queue.get()
             if event is None or generation != self._generation:
@@ -193,7 +194,7 @@ class _Worker:
     def check(self) -> None:
         """Abandon a call that has run past its timeout; later events go to a new thread."""
         since = self._busy_since
-        if since is not None and _monotonic() - since > self.timeout:
+        if since is not None and time.monotonic() - since > self.timeout:
             self.stats.timeouts += 1
             _log.error(
                 "slakit subscriber %r exceeded its %.1fs timeout; abandoned",
@@ -213,12 +214,6 @@ class _Worker:
         self._thread = None
         self._busy_since = None
         self._lock = threading.Lock()
-
-
-def _monotonic() -> float:
-    import time  # noqa: PLC0415 - the engine measures hook time on the real clock
-
-    return time.monotonic()
 
 
 class Engine:
@@ -306,11 +301,25 @@ class Engine:
     def _loop(self) -> None:
         stop = self._stop
         while not stop.wait(self.interval):
-            try:
-                self.evaluate_now()
-            except Exception:
-                self.tick_errors += 1
-                _log.exception("slakit engine tick failed")
+            self._tick()
+
+    def _tick(self) -> None:
+        try:
+            self.evaluate_now()
+        except Exception:
+            self.tick_errors += 1
+            _log.exception("slakit engine tick failed")
+
+    async def run(self) -> None:
+        """
+        Tick on the running event loop instead of a thread, until cancelled.
+
+        For asyncio services that want no extra thread: ``asyncio.create_task(engine.run())``.
+        A tick is short (about 0.1 ms per SLO); subscribers still run on their workers.
+        """
+        while True:
+            await asyncio.sleep(self.interval)
+            self._tick()
 
     def _after_fork(self) -> None:
         was_running = self._thread is not None

@@ -184,8 +184,7 @@ class Tracker:
 
     def record(self, duration: float, ok: bool = True) -> None:
         """Record a call that ended now and lasted ``duration`` seconds."""
-        end = self._mono()
-        self._rec(end - max(0, round(duration * 1e9)), end, GOOD if ok else BAD)
+        self.store.record(duration, ok)
 
 
 class Timing:
