@@ -208,3 +208,20 @@ class TestAcknowledge:
 
         assert any(v.rule == "page-1h-5m" and v.resolved_at is not None for v in done)
         assert [] == [v for v in engine.violations() if v.rule == "page-1h-5m"]
+
+
+class TestPercentilesOnDemand:
+    def test_any_window(self, clock, registry, engine):
+        """Quantiles over the last 5 minutes differ from those over the hour."""
+        slo = slakit.SLO("lat", objectives=[slakit.Availability("99%")], window="1h")
+        store = registry.register(slo)
+        store.record_many(clock.time(), durations=[(0.5, 100)])
+        clock.advance(1_200)
+        store.record_many(clock.time(), durations=[(0.01, 100)])
+        clock.advance(1)
+
+        recent = engine.percentiles("lat", "5m", qs=(0.5,))
+        hour = engine.percentiles(slo, qs=(0.99,))
+
+        assert 0.01 == pytest.approx(recent[0.5], rel=0.01)
+        assert 0.5 == pytest.approx(hour[0.99], rel=0.01)

@@ -37,11 +37,11 @@ from slakit.events import (
     ViolationResolved,
 )
 from slakit.registry import Registry, default_registry
-from slakit.spec import SLO, Percentile, Status, Threshold, Uptime
+from slakit.spec import SLO, Percentile, Status, Threshold, Uptime, Window, to_window
 from slakit.typing import Hook
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
     from types import TracebackType
 
     from slakit.typing import Subscriber
@@ -445,6 +445,24 @@ class Engine:
     def snapshot(self, name: str | SLO) -> ev.Snapshot | None:
         """Return the latest snapshot of an SLO (by name or object), if evaluated."""
         return self.registry.latest(name if isinstance(name, str) else name.name)
+
+    def percentiles(
+        self,
+        slo: str | SLO,
+        window: Window | float | str | None = None,
+        qs: Sequence[float] = ev.PERCENTILES,
+    ) -> dict[float, float | None]:
+        """
+        Return latency quantiles (seconds) of ``slo`` over ``window``, read on demand.
+
+        Snapshots carry quantiles over the SLO window only; this reads any window
+        (default: the SLO's) from the histogram ring that holds it.
+        """
+        name = slo if isinstance(slo, str) else slo.name
+        spec_window = self.registry.slo(name).window if window is None else to_window(window)
+        start, end = spec_window.bounds(self.registry.clock.time())
+        hist = self.registry.store(name).histogram(start, end)
+        return {q: sketch.quantile(hist, q) for q in qs}
 
     def violations(self, *, include_resolved: bool = False) -> list[Violation]:
         """Return open violations (and the last 1,000 resolved ones if asked)."""

@@ -64,6 +64,10 @@ class Registry:
         """Return the registered SLOs in registration order."""
         return tuple(self._slos.values())
 
+    def slo(self, name: str) -> SLO:
+        """Return the registered SLO called ``name``."""
+        return self._slos[name]
+
     def store(self, name: str) -> Store:
         """Return the store of the SLO called ``name``."""
         return self._stores[name]
