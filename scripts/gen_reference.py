@@ -17,6 +17,7 @@ import attrs
 import slakit
 import slakit.engine
 import slakit.evaluate
+import slakit.remediate
 import slakit.ring
 import slakit.spec
 import slakit.testing
@@ -56,6 +57,12 @@ SECTIONS = {
         slakit.ViolationAcknowledged,
         slakit.StatusChanged,
         slakit.BudgetExhausted,
+    ],
+    "Remediation (`slakit.remediate`)": [
+        slakit.remediate.CircuitBreaker,
+        slakit.remediate.CircuitBreakerListener,
+        slakit.remediate.CircuitOpenError,
+        slakit.remediate.State,
     ],
     "Errors (`slakit.exceptions`)": [slakit.ConfigError, slakit.SlakitError],
     "Testing (`slakit.testing`)": [slakit.testing.FakeClock, slakit.testing.capture_events],

@@ -1,0 +1,108 @@
+"""
+Overhead of a call through a closed circuit breaker, side by side with the peers.
+
+    python benchmarks/breaker.py [--quick]
+
+Configuration: slakit with a count-based window of 100 calls (exact counts across
+threads, lock-free) and with a 10-second time-based window; pybreaker with fail_max=5
+(it holds its lock around every call); circuitbreaker with failure_threshold=5 (no
+window, no lock, no half-open limit). Each wraps a no-op function with its decorator;
+overhead = wrapped minus bare, best of N repeats, candidates interleaved.
+Also: the cost of a rejected call while open, and 4 threads calling at once.
+
+Last line: RESULT breaker vs_pybreaker=<x> vs_circuitbreaker=<y> slakit_ns=<z>
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+import time
+import timeit
+
+import circuitbreaker
+import pybreaker
+
+from slakit.remediate import CircuitBreaker, CircuitOpenError
+
+
+def noop(x):
+    return x
+
+
+def best_ns(fn, number, repeat):
+    return min(timeit.repeat(lambda: fn(1), number=number, repeat=repeat)) / number * 1e9
+
+
+def closed(number, repeat):
+    candidates = {
+        "bare": noop,
+        "slakit (count 100)": CircuitBreaker("bench", window=100)(noop),
+        "slakit (time 10s)": CircuitBreaker("bench", window=10, window_type="time")(noop),
+        "pybreaker": pybreaker.CircuitBreaker(fail_max=5)(noop),
+        "circuitbreaker": circuitbreaker.CircuitBreaker(failure_threshold=5)(noop),
+    }
+    results = dict.fromkeys(candidates, float("inf"))
+    for _ in range(repeat):
+        for name, fn in candidates.items():
+            results[name] = min(results[name], best_ns(fn, number, 1))
+    return {k: v - results["bare"] for k, v in results.items() if k != "bare"}
+
+
+def rejected(number):
+    b = CircuitBreaker("open")
+    b.force_open()
+
+    def call():
+        with contextlib.suppress(CircuitOpenError):
+            b.call(noop, 1)
+
+    return min(timeit.repeat(call, number=number, repeat=5)) / number * 1e9
+
+
+def threaded(fn, calls_per_thread=50_000, threads=4):
+    barrier = threading.Barrier(threads)
+
+    def work():
+        barrier.wait()
+        for _ in range(calls_per_thread):
+            fn(1)
+
+    ts = [threading.Thread(target=work) for _ in range(threads)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return (time.perf_counter() - t0) / (calls_per_thread * threads) * 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="finish in well under 60 s")
+    args = parser.parse_args()
+    number, repeat = (50_000, 5) if args.quick else (300_000, 9)
+    over = closed(number, repeat)
+    print("overhead of a call through a closed breaker:")
+    for name, ns in over.items():
+        print(f"  {name:<20} +{ns:6.0f} ns")
+    print(f"a rejected call (open, raising CircuitOpenError): {rejected(number // 5):.0f} ns")
+    slakit_b = CircuitBreaker("mt", window=100)
+    wrapped = slakit_b(noop)
+    per = threaded(wrapped)
+    calls, _, _ = slakit_b.metrics()
+    print(f"4 threads through one slakit breaker: {per:.0f} ns a call, window holds {calls}")
+    print(
+        f"  pybreaker, same: {threaded(pybreaker.CircuitBreaker(fail_max=5)(noop)):.0f} ns a call"
+    )
+    s = over["slakit (count 100)"]
+    print(
+        f"RESULT breaker vs_pybreaker={s / over['pybreaker']:.3f} "
+        f"vs_circuitbreaker={s / over['circuitbreaker']:.3f} slakit_ns={s:.0f} "
+        f"time_window_ns={over['slakit (time 10s)']:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

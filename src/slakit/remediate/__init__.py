@@ -1,0 +1,16 @@
+"""
+Remediation hooks: what slakit does about a violation, each usable on its own.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from slakit.remediate.breaker import (
+    CircuitBreaker,
+    CircuitBreakerListener,
+    CircuitOpenError,
+    State,
+)
+
+__all__ = ["CircuitBreaker", "CircuitBreakerListener", "CircuitOpenError", "State"]
