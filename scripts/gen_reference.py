@@ -16,6 +16,7 @@ import attrs
 
 import slakit
 import slakit.engine
+import slakit.events
 import slakit.evaluate
 import slakit.remediate
 import slakit.ring
@@ -57,12 +58,14 @@ SECTIONS = {
         slakit.ViolationAcknowledged,
         slakit.StatusChanged,
         slakit.BudgetExhausted,
+        slakit.events.Action,
     ],
     "Remediation (`slakit.remediate`)": [
         slakit.remediate.CircuitBreaker,
         slakit.remediate.CircuitBreakerListener,
         slakit.remediate.CircuitOpenError,
         slakit.remediate.State,
+        slakit.remediate.Policy,
     ],
     "Errors (`slakit.exceptions`)": [slakit.ConfigError, slakit.SlakitError],
     "Testing (`slakit.testing`)": [slakit.testing.FakeClock, slakit.testing.capture_events],

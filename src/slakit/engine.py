@@ -12,12 +12,9 @@ replaced) and never delays recording or the next tick.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import queue
 import threading
-import time
 import uuid
 import weakref
 from collections import deque
@@ -27,7 +24,9 @@ import attrs
 
 from slakit import evaluate as ev
 from slakit import sketch
+from slakit.dispatch import HookStats, Worker
 from slakit.events import (
+    Action,
     BudgetExhausted,
     Event,
     StatusChanged,
@@ -37,6 +36,7 @@ from slakit.events import (
     ViolationResolved,
 )
 from slakit.registry import Registry, default_registry
+from slakit.remediate.policy import Enforcer, Policy
 from slakit.spec import SLO, Percentile, Status, Threshold, Uptime, Window, to_window
 from slakit.typing import Hook
 
@@ -123,99 +123,6 @@ def _judge(
     return len(st.bad)
 
 
-@attrs.define
-class HookStats:
-    """Per subscriber: events delivered, failures, timeouts and drops."""
-
-    delivered: int = 0
-    errors: int = 0
-    timeouts: int = 0
-    dropped: int = 0
-
-
-class _Worker:
-    """Runs one subscriber's calls on its own daemon thread, one event at a time."""
-
-    def __init__(self, subscriber: Subscriber, timeout: float, max_queue: int) -> None:
-        self.subscriber = subscriber
-        self.call: Callable[[Event], Any] = (
-            subscriber.on_event if isinstance(subscriber, Hook) else subscriber
-        )
-        self.timeout = timeout
-        self.max_queue = max_queue
-        self.stats = HookStats()
-        self._generation = 0
-        self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=max_queue)
-        self._thread: threading.Thread | None = None
-        self._busy_since: float | None = None
-        self._lock = threading.Lock()
-
-    def put(self, event: Event) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._spawn()
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
-            self.stats.dropped += 1
-            _log.warning("slakit subscriber %r is behind; event dropped", self.subscriber)
-
-    def _spawn(self) -> None:
-        with self._lock:
-            self._generation += 1
-            gen = self._generation
-            self._busy_since = None
-            self._thread = threading.Thread(
-                target=self._run, args=(gen,), name=f"slakit-hook-{gen}", daemon=True
-            )
-            self._thread.start()
-
-    def _run(self, generation: int) -> None:
-        clock = time.monotonic
-        while True:
-            event = self._queue.get()
-            if event is None or generation != self._generation:
-                if event is not None:  # not ours any more: hand it back
-                    self._queue.put(event)
-                return
-            self._busy_since = clock()
-            try:
-                self.call(event)
-            except Exception:
-                self.stats.errors += 1
-                _log.exception(
-                    "slakit subscriber %r failed on %s", self.subscriber, type(event).__name__
-                )
-            else:
-                self.stats.delivered += 1
-            if generation != self._generation:
-                return  # abandoned while it hung: a new worker owns the queue
-            self._busy_since = None
-
-    def check(self) -> None:
-        """Abandon a call that has run past its timeout; later events go to a new thread."""
-        since = self._busy_since
-        if since is not None and time.monotonic() - since > self.timeout:
-            self.stats.timeouts += 1
-            _log.error(
-                "slakit subscriber %r exceeded its %.1fs timeout; abandoned",
-                self.subscriber,
-                self.timeout,
-            )
-            self._spawn()
-
-    def stop(self) -> None:
-        self._generation += 1
-        if self._thread is not None:
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(None)
-
-    def after_fork(self) -> None:
-        self._queue = queue.Queue(maxsize=self.max_queue)
-        self._thread = None
-        self._busy_since = None
-        self._lock = threading.Lock()
-
-
 class Engine:
     """
     Evaluates every SLO of a registry on a background thread and emits events.
@@ -247,8 +154,10 @@ class Engine:
         self.max_queue = max_queue
         self._tick_lock = threading.Lock()
         self._lock = threading.Lock()
-        self._workers: list[_Worker] = []
+        self._workers: list[Worker] = []
+        self._subscribers: list[tuple[Subscriber, Worker]] = []
         self._listeners: list[Callable[[Event], Any]] = []
+        self._vlock = threading.Lock()  # violations: written by the tick and by hook workers
         self._open: dict[tuple[str, str, str], Violation] = {}
         self._closed: deque[Violation] = deque(maxlen=1_000)
         self._slices: dict[str, dict[str, _SliceState]] = {}
@@ -256,6 +165,9 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.tick_errors = 0
+        self._enforcer = Enforcer(
+            self.registry.clock, self._attach, self._is_open, hook_timeout, max_queue
+        )
         _ENGINES.add(self)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -326,7 +238,8 @@ class Engine:
         self._thread = None
         self._tick_lock = threading.Lock()
         self._lock = threading.Lock()
-        for w in self._workers:
+        self._vlock = threading.Lock()
+        for w in (*self._workers, *self._enforcer.workers()):
             w.after_fork()
         if was_running:
             self.start()
@@ -335,32 +248,61 @@ class Engine:
 
     def subscribe(self, subscriber: Subscriber, *, timeout: float | None = None) -> None:
         """Deliver every event to ``subscriber`` (a hook or a function) off the tick thread."""
-        worker = _Worker(subscriber, timeout or self.hook_timeout, self.max_queue)
+        call = subscriber.on_event if isinstance(subscriber, Hook) else subscriber
+        worker = Worker(repr(subscriber), call, timeout or self.hook_timeout, self.max_queue)
         with self._lock:
             self._workers.append(worker)
+            self._subscribers.append((subscriber, worker))
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Stop delivering events to ``subscriber``."""
         with self._lock:  # == as well as is: each `obj.method` is a new bound method
-            gone = [w for w in self._workers if w.subscriber == subscriber]
+            gone = [w for s, w in self._subscribers if s == subscriber]
+            self._subscribers = [(s, w) for s, w in self._subscribers if w not in gone]
             self._workers = [w for w in self._workers if w not in gone]
         for w in gone:
             w.stop()
 
     def hook_stats(self) -> dict[str, HookStats]:
-        """Return delivery statistics per subscriber (by ``repr``)."""
+        """Return delivery statistics per subscriber and enforcement hook (by name)."""
         with self._lock:
-            return {repr(w.subscriber): w.stats for w in self._workers}
+            workers = list(self._workers)
+        return {w.name: w.stats for w in (*workers, *self._enforcer.workers())}
+
+    def enforce(self, slo: str | SLO, policy: Policy) -> None:
+        """
+        Act on ``slo``'s violations as ``policy`` says: hooks by severity, with limits.
+
+        Each action (or failure, timeout, dry run, cooldown skip) is attached to its
+        violation; see :class:`~slakit.remediate.policy.Policy`.
+        """
+        self._enforcer.add(slo if isinstance(slo, str) else slo.name, policy)
+
+    def _attach(self, violation_id: str, action: Action) -> None:
+        with self._vlock:
+            for key, v in self._open.items():
+                if v.id == violation_id:
+                    self._open[key] = attrs.evolve(v, actions=(*v.actions, action))
+                    return
+            for i, v in enumerate(self._closed):
+                if v.id == violation_id:
+                    self._closed[i] = attrs.evolve(v, actions=(*v.actions, action))
+                    return
+
+    def _is_open(self, violation_id: str) -> bool:
+        with self._vlock:
+            return any(v.id == violation_id for v in self._open.values())
 
     def _emit(self, events: list[Event]) -> None:
         with self._lock:
-            workers = list(self._workers)
+            subscribers = [w for _, w in self._subscribers]
             listeners = list(self._listeners)
         for event in events:
             for listener in listeners:
                 listener(event)
-            for w in workers:
+            for w in subscribers:
                 w.put(event)
+            self._enforcer.handle(event)
 
     # -- evaluation ------------------------------------------------------------------
 
@@ -373,8 +315,9 @@ class Engine:
         with self._tick_lock:
             with self._lock:
                 workers = list(self._workers)
-            for w in workers:
+            for w in (*workers, *self._enforcer.workers()):
                 w.check()
+            self._enforcer.tick()
             out: dict[str, ev.Snapshot] = {}
             events: list[Event] = []
             for slo in self.registry.slos():
@@ -408,6 +351,12 @@ class Engine:
         return values
 
     def _diff(self, slo: SLO, previous: ev.Snapshot | None, snap: ev.Snapshot) -> list[Event]:
+        with self._vlock:
+            return self._diff_locked(slo, previous, snap)
+
+    def _diff_locked(
+        self, slo: SLO, previous: ev.Snapshot | None, snap: ev.Snapshot
+    ) -> list[Event]:
         now = snap.time
         events: list[Event] = []
         for o in snap.objectives:
@@ -466,9 +415,10 @@ class Engine:
 
     def violations(self, *, include_resolved: bool = False) -> list[Violation]:
         """Return open violations (and the last 1,000 resolved ones if asked)."""
-        out = list(self._open.values())
-        if include_resolved:
-            out = list(self._closed) + out
+        with self._vlock:
+            out = list(self._open.values())
+            if include_resolved:
+                out = list(self._closed) + out
         return out
 
     def acknowledge(self, violation_id: str, by: str | None = None) -> Violation:
@@ -479,7 +429,7 @@ class Engine:
             KeyError: no open violation has that id.
 
         """
-        with self._tick_lock:
+        with self._tick_lock, self._vlock:
             for key, v in self._open.items():
                 if v.id == violation_id:
                     now = self.registry.clock.time()

@@ -19,6 +19,8 @@ class Action:
     time: float
     hook: str
     result: str
+    """``ok``, ``error: ...``, ``timed out ...``, ``dry-run`` or ``skipped: ...``."""
+    attempt: int = 1
 
 
 @attrs.frozen

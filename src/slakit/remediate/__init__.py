@@ -12,5 +12,6 @@ from slakit.remediate.breaker import (
     CircuitOpenError,
     State,
 )
+from slakit.remediate.policy import Policy
 
-__all__ = ["CircuitBreaker", "CircuitBreakerListener", "CircuitOpenError", "State"]
+__all__ = ["CircuitBreaker", "CircuitBreakerListener", "CircuitOpenError", "Policy", "State"]

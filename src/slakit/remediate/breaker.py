@@ -541,20 +541,23 @@ class CircuitBreaker:
 
     def on_event(self, event: Event) -> None:
         """
-        Open when the bound SLO pages; half-open probes close the breaker again.
+        Open on a violation; half-open probes close the breaker again.
 
-        A page is a critical violation other than budget exhaustion: an exhausted
+        Bound with ``slo=`` (subscribed to the engine directly), it opens when that SLO
+        pages: a critical violation other than budget exhaustion, since an exhausted
         monthly budget must not hold the breaker open for the rest of the month.
+        Unbound, in a :class:`~slakit.remediate.policy.Policy`, it opens on every
+        violation the policy hands it: the policy has chosen the SLO and severity.
         """
-        if (
-            self.slo is not None
-            and isinstance(event, ViolationOpened)
-            and event.violation.slo == self.slo
-            and event.violation.severity is Severity.CRITICAL
-            and event.violation.rule != "budget"
+        if not isinstance(event, ViolationOpened):
+            return
+        v = event.violation
+        if self.slo is not None and (
+            v.slo != self.slo or v.severity is not Severity.CRITICAL or v.rule == "budget"
         ):
-            _log.warning("circuit breaker %r opened: SLO %s pages", self.name, self.slo)
-            self.trip()
+            return
+        _log.warning("circuit breaker %r opened: %s/%s %s", self.name, v.slo, v.objective, v.rule)
+        self.trip()
 
 
 class Guard:
