@@ -16,8 +16,8 @@ import attrs
 
 import slakit
 import slakit.engine
-import slakit.events
 import slakit.evaluate
+import slakit.events
 import slakit.remediate
 import slakit.ring
 import slakit.spec
