@@ -24,7 +24,14 @@ import timeit
 import circuitbreaker
 import pybreaker
 
-from slakit.remediate import CircuitBreaker, CircuitOpenError
+from slakit.remediate import (
+    AIMD,
+    CircuitBreaker,
+    CircuitOpenError,
+    ConcurrencyLimiter,
+    Criticality,
+    LoadShedder,
+)
 
 
 def noop(x):
@@ -96,11 +103,27 @@ def main():
     print(
         f"  pybreaker, same: {threaded(pybreaker.CircuitBreaker(fail_max=5)(noop)):.0f} ns a call"
     )
+    shedder = LoadShedder(fraction=0.2)
+    admit = shedder.admit
+    decide = (
+        min(timeit.repeat(lambda: admit(Criticality.SHEDDABLE), number=number, repeat=5))
+        / number
+        * 1e9
+    )
+    print(f"load shedder, one admission decision: {decide:.0f} ns")
+    limiter = ConcurrencyLimiter(AIMD(initial=1_000, max_limit=10_000))
+
+    def limited():
+        with limiter.guard():
+            pass
+
+    guard_ns = min(timeit.repeat(limited, number=number, repeat=5)) / number * 1e9
+    print(f"concurrency limiter, acquire + release: {guard_ns:.0f} ns")
     s = over["slakit (count 100)"]
     print(
         f"RESULT breaker vs_pybreaker={s / over['pybreaker']:.3f} "
         f"vs_circuitbreaker={s / over['circuitbreaker']:.3f} slakit_ns={s:.0f} "
-        f"time_window_ns={over['slakit (time 10s)']:.0f}"
+        f"time_window_ns={over['slakit (time 10s)']:.0f} shed_decision_ns={decide:.0f}"
     )
 
 

@@ -12,6 +12,20 @@ from slakit.remediate.breaker import (
     CircuitOpenError,
     State,
 )
+from slakit.remediate.limit import AIMD, ConcurrencyLimiter, Gradient2
 from slakit.remediate.policy import Policy
+from slakit.remediate.shed import Criticality, LoadShedder, RequestShedError
 
-__all__ = ["CircuitBreaker", "CircuitBreakerListener", "CircuitOpenError", "Policy", "State"]
+__all__ = [
+    "AIMD",
+    "CircuitBreaker",
+    "CircuitBreakerListener",
+    "CircuitOpenError",
+    "ConcurrencyLimiter",
+    "Criticality",
+    "Gradient2",
+    "LoadShedder",
+    "Policy",
+    "RequestShedError",
+    "State",
+]
