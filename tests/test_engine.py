@@ -137,7 +137,7 @@ class TestSubscribers:
         outage(registry, clock, engine)
 
         assert wait_for(lambda: got and engine.hook_stats()[repr(bad)].errors >= 1)
-        assert "hook exploded" in caplog.text
+        assert wait_for(lambda: "hook exploded" in caplog.text)
 
     def test_hanging_subscriber_never_blocks_recording_or_ticks(self, clock, registry):
         """A subscriber blocked on an Event is abandoned after its timeout; ticks go on."""

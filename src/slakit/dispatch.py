@@ -94,8 +94,8 @@ class Worker:
             try:
                 self.call(job)
             except Exception as exc:
-                self.stats.errors += 1
                 _log.exception("slakit hook %s failed on %s", self.name, type(job).__name__)
+                self.stats.errors += 1  # after the log: a reader of the count finds the log
                 result = f"error: {type(exc).__name__}: {exc}"
             else:
                 self.stats.delivered += 1
