@@ -240,3 +240,32 @@ class TestBudget:
 
         assert 0.6 == pytest.approx(obj.budget.remaining)
         assert 6 == pytest.approx(obj.budget.remaining_amount)
+
+
+class TestRejected:
+    @pytest.mark.parametrize(("bad", "expected_sli"), [(True, 0.9), (False, 1.0)])
+    def test_rejected_count_for_availability_unless_told(self, bad, expected_sli):
+        """Rejected calls count as bad for availability by default, never for latency."""
+        clock = FakeClock()
+        registry = slakit.Registry(clock)
+        slo = slakit.SLO(
+            "r",
+            objectives=[slakit.Availability("99%"), slakit.Latency("1ms", "99%")],
+            rejected_are_bad=bad,
+        )
+        tracker = slakit.track(slo, registry=registry)
+
+        @tracker
+        def refused():
+            raise slakit.RejectedError
+
+        for _ in range(90):
+            tracker.record(0.0001)
+        for _ in range(10):
+            with pytest.raises(slakit.RejectedError):
+                refused()
+        snap = slakit.Engine(registry).evaluate_now()["r"]
+
+        assert expected_sli == pytest.approx(snap.objective("availability").actual)
+        assert 1.0 == snap.objective("latency-1ms").actual
+        assert 10 == snap.lifetime.rejected

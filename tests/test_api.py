@@ -19,6 +19,7 @@ EXPORTED = [
     "Latency",
     "Percentile",
     "Registry",
+    "RejectedError",
     "Severity",
     "SlakitError",
     "Snapshot",

@@ -84,16 +84,19 @@ class Oracle:
         first, last = int(start // res), int(end // res)
         return [e for e in self.events if first <= e[0] // res <= last]
 
-    def counts(self, start: float, end: float, res: int) -> tuple[int, int, int, int]:
+    def counts(self, start: float, end: float, res: int) -> tuple[int, int, int, int, int]:
         sel = self.select(start, end, res)
-        total = sum(1 for e in sel if e[2] != ring.IGNORED)
-        bad = sum(1 for e in sel if e[2] == ring.BAD)
+        ran = [e for e in sel if e[2] in (ring.GOOD, ring.BAD)]
+        total = len(ran)
+        bad = sum(1 for e in ran if e[2] == ring.BAD)
         ignored = sum(1 for e in sel if e[2] == ring.IGNORED)
-        slow = sum(1 for e in sel if e[2] != ring.IGNORED and e[1] > THRESHOLD_NS)
-        return total, bad, ignored, slow
+        rejected = sum(1 for e in sel if e[2] == ring.REJECTED)
+        slow = sum(1 for e in ran if e[1] > THRESHOLD_NS)
+        return total, bad, ignored, rejected, slow
 
     def quantile(self, start: float, end: float, res: int, q: float) -> int | None:
-        values = sorted(e[1] for e in self.select(start, end, res) if e[2] != ring.IGNORED)
+        ran = (ring.GOOD, ring.BAD)
+        values = sorted(e[1] for e in self.select(start, end, res) if e[2] in ran)
         if not values:
             return None
         return values[max(1, math.ceil(q * len(values) - 1e-9)) - 1]
@@ -166,9 +169,15 @@ class StoreMachine(RuleBasedStateMachine):
         view = self.store.read(spans)
         for (start, end), got in zip(spans, view.spans, strict=True):
             res = level_for(start, end, self.store._count_specs, self.newest)
-            total, bad, ignored, slow = self.oracle.counts(start, end, res)
+            total, bad, ignored, rejected, slow = self.oracle.counts(start, end, res)
 
-            assert (total, bad, ignored, (slow,)) == (got.total, got.bad, got.ignored, got.slow)
+            assert (total, bad, ignored, rejected, (slow,)) == (
+                got.total,
+                got.bad,
+                got.ignored,
+                got.rejected,
+                got.slow,
+            )
 
     @invariant()
     def percentiles_match(self) -> None:
@@ -207,17 +216,18 @@ class StoreMachine(RuleBasedStateMachine):
         plan_spans = slakit.evaluate.plan(self.slo, now).spans
         for label, (start, end) in plan_spans.items():
             res = level_for(start, end, self.store._count_specs, self.newest)
-            total, bad, _, slow = self.oracle.counts(start, end, res)
-            for obj, nbad in ((avail, bad), (latency, slow)):
+            total, bad, _, rejected, slow = self.oracle.counts(start, end, res)
+            # rejected calls count as bad for availability (the default), never for latency
+            for obj, n, nbad in ((avail, total + rejected, bad + rejected), (latency, total, slow)):
                 stats = next(w for w in obj.windows if w.window == label)
-                ratio = nbad / total if total else 0.0
+                ratio = nbad / n if n else 0.0
 
-                assert (total, nbad) == (stats.events, stats.bad)
+                assert (n, nbad) == (stats.events, stats.bad)
                 assert abs(stats.sli - (1 - ratio)) <= 1e-9
                 target = obj.target
                 assert abs(stats.burn_rate - ratio / (1 - target)) <= 1e-9
                 if label == "slo":
-                    allowed = (1 - target) * total
+                    allowed = (1 - target) * n
                     expect = 1.0 if allowed == 0 else 1 - nbad / allowed
                     if allowed == 0 and nbad:
                         expect = -float(nbad)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import slakit
 from slakit import ring
+from slakit.remediate import CircuitBreaker, LoadShedder
 from slakit.testing import FakeClock
 from tests.strategies import durations_ns
 
@@ -209,6 +210,29 @@ class TestClassification:
 
         c = counts(registry)
         assert (0, 3) == (c.total, c.ignored)
+
+    def test_rejected_calls_are_their_own_outcome(self, registry, clock):
+        """A breaker's or shedder's refusal is recorded as rejected, not as a failure."""
+        breaker = CircuitBreaker("b", clock=clock)
+        breaker.force_open()
+        shedder = LoadShedder(fraction=1.0, clock=clock)
+        t = slakit.track(slo(), registry=registry)
+
+        @t
+        def guarded():
+            return breaker.call(lambda: "never")
+
+        @t
+        def shed():
+            with shedder.guard("sheddable"):
+                return "never"
+
+        for fn in (guarded, shed):
+            with pytest.raises(slakit.RejectedError):
+                fn()
+
+        c = counts(registry)
+        assert (0, 0, 2) == (c.total, c.bad, c.rejected)
 
     def test_result_predicate(self, registry):
         """A result the predicate rejects counts as bad; the result is still returned."""

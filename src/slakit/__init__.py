@@ -21,7 +21,7 @@ from slakit.events import (
     ViolationOpened,
     ViolationResolved,
 )
-from slakit.exceptions import ConfigError, SlakitError
+from slakit.exceptions import ConfigError, RejectedError, SlakitError
 from slakit.registry import Registry, default_registry
 from slakit.spec import (
     SLO,
@@ -50,6 +50,7 @@ __all__ = [
     "Latency",
     "Percentile",
     "Registry",
+    "RejectedError",
     "Severity",
     "SlakitError",
     "Snapshot",

@@ -225,7 +225,7 @@ def evaluate(slo: SLO, the_plan: Plan, inputs: Inputs, previous: Snapshot | None
     for o in slo.objectives:
         prev = was_active.get(o.key, frozenset())
         if isinstance(o, Availability | Latency):
-            bad_of = _bad_of(o, slow_index)
+            bad_of = _bad_of(o, slow_index, slo.rejected_are_bad)
             results.append(_ratio(slo, o, the_plan, inputs, rules, bad_of, prev))
         elif isinstance(o, Uptime) or (isinstance(o, Percentile) and o.slice is not None):
             results.append(_timeslice(slo, o, the_plan, inputs))
@@ -255,17 +255,22 @@ def _active_rules(previous: Snapshot | None) -> dict[str, frozenset[str]]:
     return {o.key: frozenset(c.rule for c in o.conditions if c.active) for o in previous.objectives}
 
 
-def _bad_of(o: Availability | Latency, slow_index: Mapping[float, int]) -> Callable[[Counts], int]:
+def _bad_of(
+    o: Availability | Latency, slow_index: Mapping[float, int], rejected_are_bad: bool
+) -> Callable[[Counts], tuple[int, int]]:
+    """Return a function of counts giving ``(events, bad)`` for objective ``o``."""
     if isinstance(o, Availability):
-        return lambda c: c.bad
+        if rejected_are_bad:
+            return lambda c: (c.total + c.rejected, c.bad + c.rejected)
+        return lambda c: (c.total, c.bad)
     i = slow_index[o.threshold]
-    return lambda c: c.slow[i]
+    return lambda c: (c.total, c.slow[i])
 
 
 def _stats(
-    label: str, counts: Counts, bad: int, span: tuple[float, float], target: float
+    label: str, events_bad: tuple[int, int], span: tuple[float, float], target: float
 ) -> WindowStats:
-    events = counts.total
+    events, bad = events_bad
     ratio = bad / events if events else 0.0
     length = max(span[1] - span[0], 1e-9)
     return WindowStats(
@@ -284,11 +289,11 @@ def _ratio(
     the_plan: Plan,
     inputs: Inputs,
     rules: Sequence[BurnRateRule],
-    bad_of: Callable[[Counts], int],
+    bad_of: Callable[[Counts], tuple[int, int]],
     prev: frozenset[str],
 ) -> ObjectiveStatus:
     stats = {
-        label: _stats(label, inputs.counts[label], bad_of(inputs.counts[label]), span, o.target)
+        label: _stats(label, bad_of(inputs.counts[label]), span, o.target)
         for label, span in the_plan.spans.items()
         if label in inputs.counts
     }

@@ -14,6 +14,17 @@ class SlakitError(Exception):
     """Base class of every error slakit raises on purpose."""
 
 
+class RejectedError(SlakitError):
+    """
+    A call was refused before it ran (an open breaker, a shed request).
+
+    Recorded as a separate ``rejected`` outcome; middleware answers it with 503 and
+    ``Retry-After``.
+    """
+
+    retry_after: float | None = None
+
+
 @attrs.frozen
 class FieldError:
     """One invalid field: where it is and what is wrong with it."""

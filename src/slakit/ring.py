@@ -52,6 +52,9 @@ BAD: Final = 1
 """Outcome code of a failed event."""
 IGNORED: Final = 2
 """Outcome code of an event excluded from every SLI (counted for visibility)."""
+REJECTED: Final = 3
+"""Outcome code of a call a breaker or shedder refused: it never ran. Kept apart from
+latency; the SLO decides whether it counts as bad for availability."""
 
 _OUTCOME_MASK = 0b111
 _ABOVE = 0b1000  # duration is above the threshold that lives in this key's bucket
@@ -82,9 +85,10 @@ class Counts:
     """Event counts over a span of slots."""
 
     total: int
-    """Events that count towards SLIs (good + bad)."""
+    """Events that ran and count towards SLIs (good + bad); rejected ones are apart."""
     bad: int
     ignored: int
+    rejected: int
     slow: tuple[int, ...]
     """Per latency threshold of the store, events whose duration exceeded it."""
 
@@ -298,7 +302,7 @@ class Store:
                 f"(got {sorted(thresholds)}): they would share a histogram bucket"
             )
         self._split = dict(zip(self._tbuckets, self._thresholds_ns, strict=True))
-        self._width = 3 + len(self._thresholds_ns)
+        self._width = 4 + len(self._thresholds_ns)
         self._count_specs = _grow(COUNT_LEVELS, longest)
         self._hist_specs = _grow(HIST_LEVELS, longest)
         self._lock = threading.Lock()
@@ -523,7 +527,7 @@ class Store:
             sketch.merge(self._total_hist, d.hist)
 
     def _decode(self, slot: _Slot) -> _Decoded:
-        total = bad = ignored = 0
+        total = bad = ignored = rejected = 0
         slow = [0] * len(self._tbuckets)
         hist: dict[int, int] = {}
         tb = self._tbuckets
@@ -531,6 +535,9 @@ class Store:
             outcome = key & _OUTCOME_MASK
             if outcome == IGNORED:
                 ignored += n
+                continue
+            if outcome == REJECTED:  # never ran: no latency
+                rejected += n
                 continue
             total += n
             if outcome == BAD:
@@ -541,7 +548,7 @@ class Store:
                 if b > t or (b == t and above):
                     slow[i] += n
             hist[b] = hist.get(b, 0) + n
-        return _Decoded(slot.epoch, [total, bad, ignored, *slow], hist)
+        return _Decoded(slot.epoch, [total, bad, ignored, rejected, *slow], hist)
 
     def _open(self) -> list[_Decoded]:
         """Decode the slots writers still hold open (or hold but no longer write)."""
@@ -641,7 +648,7 @@ def _plus(a: Sequence[int], b: Sequence[int]) -> list[int]:
 
 
 def _counts(vec: Sequence[int]) -> Counts:
-    return Counts(total=vec[0], bad=vec[1], ignored=vec[2], slow=tuple(vec[3:]))
+    return Counts(total=vec[0], bad=vec[1], ignored=vec[2], rejected=vec[3], slow=tuple(vec[4:]))
 
 
 def _grow(levels: Sequence[LevelSpec], longest: float) -> tuple[LevelSpec, ...]:

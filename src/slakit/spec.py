@@ -631,6 +631,9 @@ class SLO:
     window: Window = attrs.field(default=Window(length=30 * DAY), converter=to_window)
     alerting: AlertPolicy = attrs.field(factory=AlertPolicy)
     description: str = ""
+    rejected_are_bad: bool = True
+    """Calls refused by a breaker or shedder count as bad for availability (users saw
+    an error); set False to leave them out. They never count for latency."""
 
     def __attrs_post_init__(self) -> None:
         for o in self.objectives:

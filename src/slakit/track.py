@@ -16,8 +16,9 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast
 
+from slakit.exceptions import RejectedError
 from slakit.registry import Registry, default_registry
-from slakit.ring import BAD, GOOD, IGNORED
+from slakit.ring import BAD, GOOD, IGNORED, REJECTED
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -76,6 +77,8 @@ class Tracker:
 
     def classify(self, exc: BaseException) -> int:
         """Return the outcome code of a call that raised ``exc``."""
+        if isinstance(exc, RejectedError):  # a breaker or shedder refused it
+            return REJECTED
         if isinstance(exc, self._ignore):
             return IGNORED
         if isinstance(exc, self._expected):

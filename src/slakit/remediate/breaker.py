@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast
 
 from slakit.clock import SYSTEM
 from slakit.events import ViolationOpened
-from slakit.exceptions import SlakitError
+from slakit.exceptions import RejectedError
 from slakit.spec import Severity, parse_duration, parse_fraction
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class State(enum.StrEnum):
     METRICS_ONLY = "metrics_only"
 
 
-class CircuitOpenError(SlakitError):
+class CircuitOpenError(RejectedError):
     """Raised instead of calling the protected function while the breaker rejects calls."""
 
     def __init__(self, name: str, state: State, retry_after: float | None) -> None:

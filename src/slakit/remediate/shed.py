@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast
 
 from slakit.clock import SYSTEM
 from slakit.events import ViolationOpened, ViolationResolved
-from slakit.exceptions import SlakitError
+from slakit.exceptions import RejectedError
 from slakit.spec import Severity, parse_duration, parse_fraction, parse_target
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Criticality(enum.IntEnum):
         return cls.__members__.get(name, default)
 
 
-class RequestShedError(SlakitError):
+class RequestShedError(RejectedError):
     """Raised instead of running work the shedder rejected; answer 503 + Retry-After."""
 
     def __init__(self, name: str, criticality: Criticality, retry_after: float) -> None:
