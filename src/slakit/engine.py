@@ -317,7 +317,7 @@ class Engine:
                 workers = list(self._workers)
             for w in (*workers, *self._enforcer.workers()):
                 w.check()
-            self._enforcer.tick()
+            self._enforcer.tick(self.registry.clock.time())
             out: dict[str, ev.Snapshot] = {}
             events: list[Event] = []
             for slo in self.registry.slos():

@@ -12,20 +12,43 @@ from slakit.remediate.breaker import (
     CircuitOpenError,
     State,
 )
+from slakit.remediate.escalate import Escalation, Level
 from slakit.remediate.limit import AIMD, ConcurrencyLimiter, Gradient2
+from slakit.remediate.notify import (
+    AlertmanagerNotifier,
+    EmailNotifier,
+    HttpSettings,
+    LogNotifier,
+    Notifier,
+    NotifyError,
+    PagerDutyNotifier,
+    SlackNotifier,
+    WebhookNotifier,
+)
 from slakit.remediate.policy import Policy
 from slakit.remediate.shed import Criticality, LoadShedder, RequestShedError
 
 __all__ = [
     "AIMD",
+    "AlertmanagerNotifier",
     "CircuitBreaker",
     "CircuitBreakerListener",
     "CircuitOpenError",
     "ConcurrencyLimiter",
     "Criticality",
+    "EmailNotifier",
+    "Escalation",
     "Gradient2",
+    "HttpSettings",
+    "Level",
     "LoadShedder",
+    "LogNotifier",
+    "Notifier",
+    "NotifyError",
+    "PagerDutyNotifier",
     "Policy",
     "RequestShedError",
+    "SlackNotifier",
     "State",
+    "WebhookNotifier",
 ]

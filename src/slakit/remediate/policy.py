@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -31,7 +32,7 @@ from slakit.spec import Severity, parse_duration
 from slakit.typing import Hook
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from slakit.typing import Clock
 
@@ -94,6 +95,15 @@ class _Job:
     hook: Hook
     policy: Policy
     attempt: int = 0  # 0: a notice (resolve/ack), not an action
+
+
+@attrs.frozen
+class _Tick:
+    """Let a hook with a ``tick(now, record)`` method move on (escalation)."""
+
+    hook: Hook
+    now: float
+    record: Callable[[str, str], None]
 
 
 class Enforcer:
@@ -161,14 +171,29 @@ class Enforcer:
         self._last_action[key] = now
         self._worker(hook).put(_Job(event, hook, policy, attempt=1))
 
-    def tick(self) -> None:
-        """Retry failed attempts of violations that are still open."""
+    def tick(self, now: float) -> None:
+        """Retry failed attempts of open violations; tick hooks that escalate."""
         with self._lock:
             retries, self._retries = self._retries, []
+            tickable = {
+                id(h): h
+                for policies in self._policies.values()
+                for p in policies
+                if not p.dry_run
+                for h in (*p.critical, *p.warning, *p.info)
+                if callable(getattr(h, "tick", None))
+            }
         for job in retries:
             v = _violation(job.event)
             if v is not None and self._is_open(v.id):
                 self._worker(job.hook).put(attrs.evolve(job, attempt=job.attempt + 1))
+        for hook in tickable.values():
+            name = hook_name(hook)
+
+            def record(violation_id: str, result: str, name: str = name) -> None:
+                self._attach(violation_id, Action(self._clock.time(), name, result))
+
+            self._worker(hook).put(_Tick(hook, now, record))
 
     def _worker(self, hook: Hook) -> Worker:
         with self._lock:
@@ -183,7 +208,9 @@ class Enforcer:
                 )
             return worker
 
-    def _report(self, job: _Job, result: str) -> None:
+    def _report(self, job: _Job | _Tick, result: str) -> None:
+        if isinstance(job, _Tick):
+            return
         v = _violation(job.event)
         if job.attempt == 0 or v is None:
             return
@@ -193,8 +220,11 @@ class Enforcer:
                 self._retries.append(job)
 
 
-def _run(job: _Job) -> None:
-    job.hook.on_event(job.event)
+def _run(job: _Job | _Tick) -> None:
+    if isinstance(job, _Tick):
+        job.hook.tick(job.now, job.record)  # type: ignore[attr-defined]
+    else:
+        job.hook.on_event(job.event)
 
 
 def _violation(event: Event) -> Violation | None:
