@@ -72,6 +72,8 @@ SECTIONS = {
         slakit.remediate.ConcurrencyLimiter,
         slakit.remediate.AIMD,
         slakit.remediate.Gradient2,
+        slakit.remediate.Scaler,
+        slakit.remediate.ScaleRequest,
         slakit.remediate.Escalation,
         slakit.remediate.Level,
         slakit.remediate.Notifier,

@@ -26,6 +26,7 @@ from slakit.remediate.notify import (
     WebhookNotifier,
 )
 from slakit.remediate.policy import Policy
+from slakit.remediate.scale import Scaler, ScaleRequest
 from slakit.remediate.shed import Criticality, LoadShedder, RequestShedError
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "PagerDutyNotifier",
     "Policy",
     "RequestShedError",
+    "ScaleRequest",
+    "Scaler",
     "SlackNotifier",
     "State",
     "WebhookNotifier",

@@ -171,37 +171,36 @@ class HttpSettings:
     allow_link_local: bool = False
 
 
-class HttpNotifier(Notifier):
-    """Base for notifiers that POST JSON; subclasses shape the payload."""
+class HttpSender:
+    """
+    POSTs JSON carefully: timeout, retries with backoff on 5xx, no redirects, no link-local.
+
+    Errors name ``kind`` and ``name``, never the URL.
+    """
 
     def __init__(
         self,
+        kind: str,
         name: str,
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
         settings: HttpSettings | None = None,
-        service: str = "service",
     ) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"{type(self).__name__} {name!r}: url must be http(s)://host/...")
-        self.name = name
-        self.service = service
+            raise ValueError(f"{kind} {name!r}: url must be http(s)://host/...")
+        self.kind, self.name = kind, name
         self._url = url
         self._host = parsed.hostname
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         self.settings = settings or HttpSettings()
-        self._sleep = threading.Event().wait  # interruptible, and patchable in tests
+        self._sleep = threading.Event().wait  # interruptible between retries
 
-    def payload(self, message: Message) -> Any:
-        """Return the JSON body for ``message``."""
-        return message.as_dict()
-
-    def send(self, message: Message) -> None:
-        """POST the payload, with the sender's timeout, retries and address checks."""
+    def post(self, payload: Any) -> None:
+        """POST ``payload`` as JSON; raise :class:`NotifyError` when it cannot be delivered."""
         self._check_address()
-        body = json.dumps(self.payload(message)).encode()
+        body = json.dumps(payload).encode()
         delay = self.settings.backoff
         last = ""
         for attempt in range(self.settings.retries + 1):
@@ -222,7 +221,7 @@ class HttpNotifier(Notifier):
             except (urllib.error.URLError, OSError, TimeoutError) as exc:
                 reason = getattr(exc, "reason", exc)
                 last = type(reason).__name__ if isinstance(reason, BaseException) else "error"
-        raise NotifyError(f"{type(self).__name__} {self.name!r}: delivery failed ({last})")
+        raise NotifyError(f"{self.kind} {self.name!r}: delivery failed ({last})")
 
     def _check_address(self) -> None:
         if self.settings.allow_link_local:
@@ -230,14 +229,39 @@ class HttpNotifier(Notifier):
         try:
             infos = socket.getaddrinfo(self._host, None)
         except OSError:
-            raise NotifyError(f"{type(self).__name__} {self.name!r}: host not found") from None
+            raise NotifyError(f"{self.kind} {self.name!r}: host not found") from None
         for info in infos:
             address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
             if any(address in net for net in _LINK_LOCAL):
                 raise NotifyError(
-                    f"{type(self).__name__} {self.name!r}: refusing a link-local address "
+                    f"{self.kind} {self.name!r}: refusing a link-local address "
                     "(cloud metadata); set allow_link_local=True to permit it"
                 )
+
+
+class HttpNotifier(Notifier):
+    """Base for notifiers that POST JSON; subclasses shape the payload."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        settings: HttpSettings | None = None,
+        service: str = "service",
+    ) -> None:
+        self.name = name
+        self.service = service
+        self.sender = HttpSender(type(self).__name__, name, url, headers=headers, settings=settings)
+
+    def payload(self, message: Message) -> Any:
+        """Return the JSON body for ``message``."""
+        return message.as_dict()
+
+    def send(self, message: Message) -> None:
+        """POST the payload through the careful sender."""
+        self.sender.post(self.payload(message))
 
 
 class WebhookNotifier(HttpNotifier):
