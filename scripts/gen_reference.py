@@ -15,10 +15,12 @@ from pathlib import Path
 import attrs
 
 import slakit
+import slakit.config
 import slakit.engine
 import slakit.evaluate
 import slakit.events
 import slakit.remediate
+import slakit.remediate.build
 import slakit.ring
 import slakit.spec
 import slakit.testing
@@ -40,7 +42,13 @@ SECTIONS = {
         slakit.Status,
         slakit.Severity,
     ],
-    "Loading configuration (`slakit.config`)": [slakit.load, slakit.loads, slakit.load_dict],
+    "Loading configuration (`slakit.config`)": [
+        slakit.load,
+        slakit.loads,
+        slakit.load_dict,
+        slakit.config.Config,
+        slakit.spec.ViolationPolicy,
+    ],
     "Recording (`slakit.track`)": [slakit.track, slakit.Tracker, slakit.record],
     "Store (`slakit.ring`)": [slakit.ring.Store, slakit.ring.Counts, slakit.ring.View],
     "Engine (`slakit.engine`)": [slakit.Engine, slakit.Registry, slakit.default_registry],
@@ -85,6 +93,8 @@ SECTIONS = {
         slakit.remediate.EmailNotifier,
         slakit.remediate.HttpSettings,
         slakit.remediate.NotifyError,
+        slakit.remediate.build.build,
+        slakit.remediate.build.Enforcement,
     ],
     "Errors (`slakit.exceptions`)": [slakit.ConfigError, slakit.SlakitError],
     "Testing (`slakit.testing`)": [slakit.testing.FakeClock, slakit.testing.capture_events],

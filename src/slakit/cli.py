@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from slakit.config import load
 from slakit.exceptions import ConfigError
+from slakit.remediate.build import build
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "validate":
         try:
             cfg = load(args.path)
+            build(cfg)  # constructs every hook and resolves every reference; starts nothing
         except ConfigError as exc:
             for err in exc.errors:
                 print(f"{args.path}: {err}", file=sys.stderr)

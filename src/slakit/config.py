@@ -39,13 +39,24 @@ from cattrs.gen import make_dict_structure_fn, override
 from slakit import spec
 from slakit.exceptions import ConfigError, FieldError
 
+Section = dict[str, dict[str, Any]]
+"""Named objects of one kind: ``{name: {option: value}}``."""
+
 
 @attrs.frozen
 class Config:
-    """A loaded configuration file: the service name and its SLOs."""
+    """A loaded configuration file: the service, its SLOs and their enforcement."""
 
     slos: tuple[spec.SLO, ...]
     service: str = "service"
+    breakers: Section = attrs.field(factory=dict)
+    shedders: Section = attrs.field(factory=dict)
+    scalers: Section = attrs.field(factory=dict)
+    notifiers: Section = attrs.field(factory=dict)
+    """``{name: {kind: {options}}}`` with kind log, webhook, slack, pagerduty,
+    alertmanager or email."""
+    escalations: Section = attrs.field(factory=dict)
+    """``{name: {levels: [{notify: [names], after: 5m}, ...]}}``."""
 
     def __attrs_post_init__(self) -> None:
         names = [s.name for s in self.slos]
@@ -75,6 +86,7 @@ def _converter() -> cattrs.Converter:  # noqa: C901 - the one place wiring every
         register(cls)
     register(spec.Threshold, source=override(omit=True))
     register(spec.BurnRateRule)
+    register(spec.ViolationPolicy)
 
     def objective(value: Any, _type: Any) -> spec.Objective:
         if not isinstance(value, Mapping) or len(value) != 1:
@@ -136,12 +148,27 @@ def _converter() -> cattrs.Converter:  # noqa: C901 - the one place wiring every
             struct_hook=lambda v, _t: tuple(conv.structure(v, list[spec.Objective]))
         ),
     )
+
+    def section(value: Any, _type: Any) -> dict[str, dict[str, Any]]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, Mapping) for k, v in value.items()
+        ):
+            raise ValueError("must be a mapping of names to mappings of options")
+        return {k: dict(v) for k, v in value.items()}
+
     conv.register_structure_hook(
         Config,
         make_dict_structure_fn(
             Config,
             conv,
             slos=override(struct_hook=lambda v, _t: tuple(conv.structure(v, list[spec.SLO]))),
+            breakers=override(struct_hook=section),
+            shedders=override(struct_hook=section),
+            scalers=override(struct_hook=section),
+            notifiers=override(struct_hook=section),
+            escalations=override(struct_hook=section),
         ),
     )
     return conv

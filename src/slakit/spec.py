@@ -601,6 +601,53 @@ OBJECTIVE_KINDS: Final[dict[str, type[Objective]]] = {
 }
 
 
+HookRef = str | dict[str, dict[str, Any]]
+"""A hook named ``"kind:name"`` (``"breaker:payments"``), or ``{kind: {options}}`` inline."""
+
+HOOK_KINDS: Final = ("breaker", "shed", "scale", "notify", "escalate")
+
+
+def _refs(value: Iterable[HookRef]) -> tuple[HookRef, ...]:
+    refs = tuple(value)
+    for ref in refs:
+        if isinstance(ref, str):
+            kind, _, name = ref.partition(":")
+            if kind not in HOOK_KINDS or not name:
+                raise ValueError(
+                    f"must be kind:name with kind one of {', '.join(HOOK_KINDS)}, got {ref!r}"
+                )
+        elif not (isinstance(ref, dict) and len(ref) == 1 and next(iter(ref)) in HOOK_KINDS):
+            raise ValueError(f"must be kind:name or {{kind: {{options}}}}, got {ref!r}")
+    return refs
+
+
+def _attempts(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _cooldown(value: float | str) -> float:
+    return 0.0 if value in (0, "0", "0s") else parse_duration(value)
+
+
+@attrs.frozen
+class ViolationPolicy:
+    """
+    What to do about an SLO's violations, as configuration: hooks named by reference.
+
+    ``slakit.remediate.build`` turns it into a running
+    :class:`~slakit.remediate.policy.Policy` with the named objects.
+    """
+
+    critical: tuple[HookRef, ...] = attrs.field(default=(), converter=_refs)
+    warning: tuple[HookRef, ...] = attrs.field(default=(), converter=_refs)
+    info: tuple[HookRef, ...] = attrs.field(default=(), converter=_refs)
+    dry_run: bool = False
+    cooldown: float = attrs.field(default=0.0, converter=_cooldown)
+    max_attempts: int = attrs.field(default=3, converter=_attempts)
+
+
 def _objectives(value: Iterable[Objective]) -> tuple[Objective, ...]:
     objectives = tuple(value)
     if not objectives:
@@ -634,6 +681,8 @@ class SLO:
     rejected_are_bad: bool = True
     """Calls refused by a breaker or shedder count as bad for availability (users saw
     an error); set False to leave them out. They never count for latency."""
+    on_violation: ViolationPolicy | None = None
+    """Enforcement by configuration (see :mod:`slakit.remediate.build`)."""
 
     def __attrs_post_init__(self) -> None:
         for o in self.objectives:

@@ -122,7 +122,8 @@ class Scaler:
                 _log.info("scaler %s: in cooldown, no request for %s", self.service, v.rule)
                 return
             factor = v.actual / v.limit if v.limit > 0 and v.actual > v.limit else 1.0
-            want = min(self.max_step, max(self.step, math.ceil(self.step * factor)))
+            # floor: a page just over its limit (14.44 / 14.4) asks for `step`, not step + 1
+            want = min(self.max_step, max(self.step, math.floor(self.step * factor)))
             room = self.max_total - sum(self._granted.values())
             delta = min(want, room)
             if delta <= 0:
