@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import threading
 import time
 import timeit
@@ -85,6 +86,46 @@ def threaded(fn, calls_per_thread=50_000, threads=4):
     return (time.perf_counter() - t0) / (calls_per_thread * threads) * 1e9
 
 
+def _fail():
+    raise RuntimeError
+
+
+def recording_with_hooks(number):
+    """Recording overhead with no engine vs an engine ticking with hooks (one blocked)."""
+    import slakit  # noqa: PLC0415
+    from slakit.remediate import LogNotifier, Policy  # noqa: PLC0415
+
+    slo = slakit.SLO("hooks", objectives=[slakit.Availability("99.9%")])
+    quiet = slakit.track(slo, registry=slakit.Registry())(noop)
+    registry = slakit.Registry()
+    busy = slakit.track(slo, registry=registry)(noop)
+    release = threading.Event()
+    engine = slakit.Engine(registry, interval=0.01, hook_timeout=0.05)
+    hung = threading.Event()
+
+    def hang(_event):
+        hung.set()
+        release.wait(30)
+
+    engine.subscribe(hang)  # a hook that hangs
+    engine.subscribe(lambda _event: None)
+    engine.enforce(slo, Policy(critical=[LogNotifier(logger=logging.getLogger("bench"))]))
+    failing = slakit.track(slo, registry=registry)(_fail)
+    for _ in range(1_000):  # violations open, so the hooks have work and one is stuck
+        with contextlib.suppress(RuntimeError):
+            failing()
+    engine.start()
+    hung.wait(30)
+    try:
+        base = min(best_ns(noop, number, 1) for _ in range(5))
+        without = min(best_ns(quiet, number, 1) for _ in range(5)) - base
+        with_hooks = min(best_ns(busy, number, 1) for _ in range(5)) - base
+    finally:
+        release.set()
+        engine.stop()
+    return without, with_hooks
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="finish in well under 60 s")
@@ -119,11 +160,17 @@ def main():
 
     guard_ns = min(timeit.repeat(limited, number=number, repeat=5)) / number * 1e9
     print(f"concurrency limiter, acquire + release: {guard_ns:.0f} ns")
+    without, with_hooks = recording_with_hooks(number)
+    print(
+        f"slakit.track overhead: {without:.0f} ns alone, {with_hooks:.0f} ns with an engine "
+        f"ticking every 10 ms and 3 hooks, one hung ({with_hooks / without:.2f}x)"
+    )
     s = over["slakit (count 100)"]
     print(
         f"RESULT breaker vs_pybreaker={s / over['pybreaker']:.3f} "
         f"vs_circuitbreaker={s / over['circuitbreaker']:.3f} slakit_ns={s:.0f} "
-        f"time_window_ns={over['slakit (time 10s)']:.0f} shed_decision_ns={decide:.0f}"
+        f"time_window_ns={over['slakit (time 10s)']:.0f} shed_decision_ns={decide:.0f} "
+        f"record_with_hooks_vs_alone={with_hooks / without:.2f}"
     )
 
 

@@ -17,6 +17,7 @@ import time
 import pytest
 
 import slakit
+import slakit.remediate
 
 N_THREADS = 8
 PER_THREAD = 250_000
@@ -143,6 +144,33 @@ class TestNoLockOnTheHotPath:
         assert registering, "the audit must see the registration's lock"
         assert [] == locks()
         assert any(c.endswith(".append") for c in calls), "slot rolls were exercised"
+
+    def test_recording_dispatches_nothing(self, clock):
+        """With hooks subscribed, recording runs Python code from the store only."""
+        registry = slakit.Registry(clock)
+        engine = slakit.Engine(registry)
+        engine.subscribe(lambda event: None)
+        slo = availability_slo()
+        engine.enforce(slo, slakit.remediate.Policy(critical=[slakit.remediate.LogNotifier()]))
+        tracked = slakit.track(slo, registry=registry)(lambda: None)
+        tracked()  # register this thread's shard
+        modules: set[str] = set()
+
+        def audit(frame, event, arg):
+            if event == "call":
+                modules.add(frame.f_globals.get("__name__", "?"))
+
+        sys.setprofile(audit)
+        try:
+            for _ in range(1_000):
+                tracked()
+        finally:
+            sys.setprofile(None)
+        engine.stop()
+
+        # the store, the fake clock it reads, and this test's lambda: no engine, no dispatch
+        assert {"slakit.ring", "slakit.testing", "tests.test_concurrency"} >= modules
+        assert "slakit.ring" in modules
 
 
 class TestShortLivedThreads:

@@ -155,6 +155,50 @@ class TestBoundToAnSLO:
         clock.advance(300)
         assert 0.0 == s.rejection_probability()
 
+    def test_relaxes_when_admitted_work_is_healthy(self, clock):
+        """
+        While the page is still open, healthy admitted work lets the level fall.
+
+        Shed requests count as bad by default, so waiting for the page to resolve would
+        keep it burning for ever.
+        """
+        s = LoadShedder(slo="api", page_step=0.5, recovery="100s", clock=clock)
+        s.on_event(self.page()[0])
+        for _ in range(20):  # 20 successes a second for 10 s
+            for _ in range(20):
+                s.record(True)
+            clock.advance(0.5)
+        s.rejection_probability()  # the shedder notices health when it next decides
+        s.admit()
+        clock.advance(50)
+
+        assert 0.25 == pytest.approx(s.rejection_probability(), abs=0.01)
+
+    def test_holds_while_admitted_work_fails(self, clock):
+        """Failing admitted work keeps the level where it is."""
+        s = LoadShedder(slo="api", page_step=0.5, recovery="100s", clock=clock)
+        s.on_event(self.page()[0])
+        for _ in range(20):
+            for _ in range(20):
+                s.record(False)
+            clock.advance(0.5)
+            s.admit()
+
+        assert 0.5 == pytest.approx(s.rejection_probability())
+
+    def test_without_outcomes_holds_one_recovery_period_then_relaxes(self, clock):
+        """A caller that never records outcomes is not locked in for ever."""
+        s = LoadShedder(slo="api", page_step=0.5, recovery="100s", clock=clock)
+        s.on_event(self.page()[0])
+        clock.advance(99)
+        s.admit()
+        assert 0.5 == pytest.approx(s.rejection_probability())
+        clock.advance(1)
+        s.admit()
+        clock.advance(50)
+
+        assert 0.25 == pytest.approx(s.rejection_probability(), abs=0.01)
+
     def test_fast_burn_sheds_sheddable_keeps_critical(self, clock):
         """During a page, SHEDDABLE traffic goes and CRITICAL stays."""
         s = LoadShedder(slo="api", page_step=0.25, clock=clock, rng=random.Random(5))
@@ -177,6 +221,14 @@ class TestBoundToAnSLO:
         s.on_event(self.page(burn=144.0)[0])
 
         assert s.rejection_probability() > calm > 0
+
+    def test_threshold_from_the_slo_target(self, clock):
+        """Bound to an SLO object, admission control uses its availability target."""
+        slo = slakit.SLO("api", objectives=[slakit.Availability("99.5%")])
+
+        s = LoadShedder(slo=slo, clock=clock)
+
+        assert (0.995, "api") == (s.success_threshold, s.slo)
 
     def test_ignores_other_slos_and_budget(self, clock):
         """Only its own SLO's pages count; budget exhaustion is not a page."""

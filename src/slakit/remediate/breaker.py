@@ -544,17 +544,14 @@ class CircuitBreaker:
         Open on a violation; half-open probes close the breaker again.
 
         Bound with ``slo=`` (subscribed to the engine directly), it opens when that SLO
-        pages: a critical violation other than budget exhaustion, since an exhausted
-        monthly budget must not hold the breaker open for the rest of the month.
-        Unbound, in a :class:`~slakit.remediate.policy.Policy`, it opens on every
-        violation the policy hands it: the policy has chosen the SLO and severity.
+        pages (a critical violation). In a :class:`~slakit.remediate.policy.Policy` it
+        opens on the violations the policy hands it. Budget exhaustion never opens it:
+        an exhausted monthly budget must not hold the breaker open for the month.
         """
-        if not isinstance(event, ViolationOpened):
+        if not isinstance(event, ViolationOpened) or event.violation.rule == "budget":
             return
         v = event.violation
-        if self.slo is not None and (
-            v.slo != self.slo or v.severity is not Severity.CRITICAL or v.rule == "budget"
-        ):
+        if self.slo is not None and (v.slo != self.slo or v.severity is not Severity.CRITICAL):
             return
         _log.warning("circuit breaker %r opened: %s/%s %s", self.name, v.slo, v.objective, v.rule)
         self.trip()

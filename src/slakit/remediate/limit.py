@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol, Self
 
 from slakit.clock import SYSTEM
 from slakit.remediate.shed import Criticality, RequestShedError
+from slakit.spec import parse_duration
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -164,7 +165,7 @@ class ConcurrencyLimiter:
         algorithm: LimitAlgorithm | None = None,
         *,
         name: str = "limiter",
-        timeout: float | None = None,
+        timeout: float | str | None = None,
         drop_on: tuple[type[BaseException], ...] = (TimeoutError,),
         window_size: int = 10,
         min_window: float = 0.1,
@@ -174,7 +175,7 @@ class ConcurrencyLimiter:
             raise ValueError("window_size must be >= 1 and min_window >= 0")
         self.algorithm = algorithm if algorithm is not None else Gradient2()
         self.name = name
-        self.timeout = timeout
+        self.timeout = None if timeout is None else parse_duration(timeout)
         self.drop_on = drop_on
         self.window_size = window_size
         self.min_window_ns = round(min_window * _NS)

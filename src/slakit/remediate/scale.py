@@ -114,8 +114,8 @@ class Scaler:
         if not isinstance(event, ViolationOpened):
             return
         v = event.violation
-        if self.slo is not None and (v.slo != self.slo or v.rule == "budget"):
-            return
+        if v.rule == "budget" or (self.slo is not None and v.slo != self.slo):
+            return  # capacity does not bring back a spent monthly budget
         now = self._clock.time()
         with self._lock:
             if self._last is not None and now - self._last < self.cooldown:

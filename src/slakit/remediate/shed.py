@@ -10,9 +10,14 @@ Every strategy yields an overall rejection probability ``p``:
   (requests + 1)) ** (1 / aggression)``, with the threshold taken from the SLO target
   (``success_threshold=``);
 * an SLO page (``slo=``, or in a :class:`~slakit.remediate.policy.Policy`): each page
-  raises a shed level by ``page_step``; after the violation resolves the level falls
-  linearly to zero over ``recovery``, and admission control's aggression follows the
-  page's burn rate.
+  raises a shed level by ``page_step``, and admission control's aggression follows the
+  page's burn rate. The level falls linearly to zero over ``recovery`` once the work
+  it admits is healthy again (a success ratio of at least ``healthy`` over the last
+  ten seconds) or the page resolves. Relaxing on the admitted work's health, not only
+  on the page, matters: shed requests count as bad for availability by default, so a
+  shedder waiting for the page to resolve would keep it burning for ever. Budget
+  exhaustion never raises the level. A caller that reports no outcomes (``check()``
+  without ``record()``) gets the level held for one ``recovery`` period, then relaxed.
 
 The largest wins. ``p`` is then spread over the criticality classes using their
 measured share of traffic, lowest class first: a fast burn sheds SHEDDABLE traffic
@@ -35,7 +40,14 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast
 from slakit.clock import SYSTEM
 from slakit.events import ViolationOpened, ViolationResolved
 from slakit.exceptions import RejectedError
-from slakit.spec import Severity, parse_duration, parse_fraction, parse_target
+from slakit.spec import (
+    SLO,
+    Availability,
+    Severity,
+    parse_duration,
+    parse_fraction,
+    parse_target,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -89,21 +101,36 @@ class RequestShedError(RejectedError):
 class _Buckets:
     """Per-second request and success counts by class over a trailing window."""
 
-    __slots__ = ("epochs", "requests", "seconds", "successes")
+    __slots__ = ("epochs", "failures", "requests", "seconds", "successes")
 
     def __init__(self, seconds: int) -> None:
         self.seconds = seconds
         self.epochs = [-1] * seconds
         self.requests = [[0, 0, 0, 0] for _ in range(seconds)]
         self.successes = [[0, 0, 0, 0] for _ in range(seconds)]
+        self.failures = [0] * seconds
 
     def _slot(self, epoch: int) -> int:
         i = epoch % self.seconds
         if self.epochs[i] != epoch:  # statistics: a racing reset may drop a count
             self.requests[i] = [0, 0, 0, 0]
             self.successes[i] = [0, 0, 0, 0]
+            self.failures[i] = 0
             self.epochs[i] = epoch
         return i
+
+    def failure(self, epoch: int) -> None:
+        self.failures[self._slot(epoch)] += 1
+
+    def outcomes(self, epoch: int, seconds: int) -> tuple[int, int]:
+        """Successes and failures of admitted requests over the last ``seconds``."""
+        oldest = epoch - min(seconds, self.seconds) + 1
+        ok = failed = 0
+        for i, e in enumerate(self.epochs):
+            if e >= oldest:
+                ok += sum(self.successes[i])
+                failed += self.failures[i]
+        return ok, failed
 
     def request(self, epoch: int, c: int) -> None:
         self.requests[self._slot(epoch)][c] += 1
@@ -160,10 +187,15 @@ class LoadShedder:
         window: seconds of history for the adaptive strategies.
         sheddable_below: classes below this are sheddable (default: all but
             CRITICAL_PLUS, which is shed only if set to 4).
-        slo: shed when this SLO pages (subscribe the shedder to the engine).
+        slo: shed when this SLO pages (subscribe the shedder to the engine); given as
+            an :class:`~slakit.spec.SLO`, its availability target is also admission
+            control's success threshold unless ``success_threshold`` is set.
         page_step: how much each page raises the shed level.
         max_level: the shed level a page may reach.
-        recovery: how long the level takes to fall to zero after the page resolves.
+        recovery: how long the level takes to fall to zero once admitted work is
+            healthy or the page resolves.
+        healthy: the admitted success ratio that counts as recovered (default: the
+            success threshold, else 0.99).
         retry_after: seconds suggested to rejected callers.
         default_criticality: for requests that say nothing.
 
@@ -180,10 +212,11 @@ class LoadShedder:
         aggression: float = 1.0,
         window: int = 120,
         sheddable_below: Criticality | int = Criticality.CRITICAL_PLUS,
-        slo: str | None = None,
+        slo: str | SLO | None = None,
         page_step: float | str = 0.25,
         max_level: float | str = 0.9,
         recovery: float | str = "5m",
+        healthy: float | str | None = None,
         retry_after: float = 1.0,
         default_criticality: Criticality = Criticality.CRITICAL,
         clock: Clock = SYSTEM,
@@ -195,15 +228,23 @@ class LoadShedder:
         self.fraction = parse_fraction(fraction)
         self.adaptive = adaptive
         self.k = k
+        if success_threshold is None and isinstance(slo, SLO):
+            targets = [o.target for o in slo.objectives if isinstance(o, Availability)]
+            success_threshold = targets[0] if targets else None
         self.success_threshold = (
             None if success_threshold is None else parse_target(success_threshold)
         )
         self.aggression = aggression
         self.sheddable_below = int(sheddable_below)
-        self.slo = slo
+        self.slo = slo.name if isinstance(slo, SLO) else slo
         self.page_step = parse_fraction(page_step)
         self.max_level = parse_fraction(max_level)
         self.recovery = parse_duration(recovery)
+        self.healthy = (
+            parse_fraction(healthy)
+            if healthy is not None
+            else (self.success_threshold if self.success_threshold is not None else 0.99)
+        )
         self.retry_after = retry_after
         self.default_criticality = default_criticality
         self._clock = clock
@@ -212,7 +253,8 @@ class LoadShedder:
         self._lock = threading.Lock()
         self._page_level = 0.0
         self._paging = 0  # open pages of the bound SLO
-        self._resolved_at: float | None = None
+        self._relax_from: float | None = None  # when the level started to fall
+        self._raised_at = 0.0
         self._burn_aggression = 1.0
         self._epoch = -1
         self._reject = [0.0, 0.0, 0.0, 0.0]
@@ -230,11 +272,29 @@ class LoadShedder:
         self._epoch = -1  # recompute at the next decision
 
     def page_level(self) -> float:
-        """Return the shed level an SLO page asks for now (it falls after recovery)."""
-        if self._paging or self._resolved_at is None:
+        """Return the shed level pages ask for now (it falls once things are healthy)."""
+        if self._relax_from is None:
             return self._page_level
-        elapsed = self._clock.time() - self._resolved_at
+        elapsed = self._clock.time() - self._relax_from
         return self._page_level * max(0.0, 1.0 - elapsed / self.recovery)
+
+    def _follow_health(self, now_ns: int) -> None:
+        """Start relaxing when admitted work is healthy; hold the level when it is not."""
+        if self._page_level <= 0:
+            return
+        ok, failed = self._buckets.outcomes(now_ns // _NS, seconds=10)
+        if ok + failed < 10:  # no outcomes reported: hold one recovery period, then relax
+            if self._relax_from is None and self._clock.time() - self._raised_at >= self.recovery:
+                with self._lock:
+                    self._relax_from = self._clock.time()
+            return
+        healthy = ok / (ok + failed) >= self.healthy
+        with self._lock:
+            if healthy and self._relax_from is None:
+                self._relax_from = self._clock.time()
+            elif not healthy and self._relax_from is not None and self._paging:
+                self._page_level = self.page_level()  # hold where it got to
+                self._relax_from = None
 
     def rejection_probability(self) -> float:
         """Return the share of all traffic to reject now (before it is spread over classes)."""
@@ -255,6 +315,7 @@ class LoadShedder:
         return self._clock.monotonic_ns() // _NS
 
     def _refresh(self, now_ns: int) -> list[float]:
+        self._follow_health(now_ns)
         req, ok = self._buckets.totals(now_ns // _NS)
         total = sum(req)
         p = self._probability(total, sum(ok))
@@ -295,9 +356,11 @@ class LoadShedder:
 
     def record(self, success: bool, criticality: Criticality | int | None = None) -> None:
         """Report how an admitted request ended (feeds the adaptive strategies)."""
+        c = self.default_criticality if criticality is None else Criticality(criticality)
         if success:
-            c = self.default_criticality if criticality is None else Criticality(criticality)
             self._buckets.success(self._now_epoch(), c)
+        else:
+            self._buckets.failure(self._now_epoch())
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorate ``fn``: each call is admitted (default class) and its outcome recorded."""
@@ -325,19 +388,20 @@ class LoadShedder:
     # -- SLO binding -----------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """Raise the shed level on a page; let it fall gradually once resolved."""
+        """Raise the shed level on a page; let it fall gradually once things recover."""
         if not isinstance(event, ViolationOpened | ViolationResolved):
             return
         v = event.violation
-        if self.slo is not None and (
-            v.slo != self.slo or v.severity is not Severity.CRITICAL or v.rule == "budget"
-        ):
+        if v.rule == "budget":  # shedding does not bring back a spent monthly budget
+            return
+        if self.slo is not None and (v.slo != self.slo or v.severity is not Severity.CRITICAL):
             return
         with self._lock:
             if isinstance(event, ViolationOpened):
                 self._page_level = min(self.max_level, self.page_level() + self.page_step)
                 self._paging += 1
-                self._resolved_at = None
+                self._relax_from = None
+                self._raised_at = self._clock.time()
                 if v.limit > 0 and v.actual > 0:  # a burn-rate page: aggression follows it
                     self._burn_aggression = max(self._burn_aggression, v.actual / v.limit)
                 _log.warning(
@@ -350,7 +414,8 @@ class LoadShedder:
             else:
                 self._paging = max(0, self._paging - 1)
                 if not self._paging:
-                    self._resolved_at = self._clock.time()
+                    if self._relax_from is None:
+                        self._relax_from = self._clock.time()
                     self._burn_aggression = 1.0
         self._epoch = -1
 
