@@ -194,3 +194,78 @@ class TestPolicySpec:
         """max_attempts must be at least 1."""
         with pytest.raises(ValueError, match="max_attempts"):
             Policy(max_attempts=0)
+
+
+class TestEndToEndThroughTheCalls:
+    @pytest.mark.parametrize("rejected_are_bad", [True, False])
+    def test_resolves_either_way(self, rejected_are_bad):
+        """
+        Real calls through track → shedder → breaker: outage, page, breaker open, fail
+        fast, recovery, probes, closed, and the violation resolves — whether refused
+        calls count as bad (the default) or not.
+        """
+        clock = FakeClock()
+        registry = slakit.Registry(clock)
+        engine = slakit.Engine(registry)
+        slo = slakit.SLO(
+            "pay",
+            objectives=[slakit.Availability("99.9%")],
+            rejected_are_bad=rejected_are_bad,
+        )
+        # opened by the page only: on its own counts it would trip in the first second
+        # and, with refused calls not counted, spare the SLO its page altogether
+        breaker = CircuitBreaker(
+            "payments", wait_in_open=30, half_open_calls=3, minimum_calls=10**6, clock=clock
+        )
+        shedder = slakit.remediate.LoadShedder(page_step=0.3, recovery="60s", clock=clock)
+        engine.enforce(slo, Policy(critical=[breaker, shedder]))
+        store = registry.register(slo)
+        start = clock.time()
+        for m in range(3 * 1_440):
+            store.record_many(start + m * 60, total=1_200)
+        clock.advance(3 * 86_400)
+        down = {"now": False}
+
+        def charge():
+            if down["now"]:
+                raise ConnectionError
+            return "ok"
+
+        @slakit.track(slo, registry=registry)
+        def order(i):
+            c = "sheddable" if i % 4 == 0 else "critical"
+            with shedder.guard(c):
+                return breaker.call(charge)
+
+        def run(seconds):
+            for _ in range(seconds):
+                for i in range(20):
+                    try:
+                        order(i)
+                    except (ConnectionError, slakit.RejectedError):
+                        pass
+                clock.advance(1)
+                engine.evaluate_now()
+                assert wait_for(
+                    lambda: all(
+                        w._queue.empty() and w._busy is None for w in engine._enforcer.workers()
+                    )
+                )
+
+        try:
+            run(30)
+            down["now"] = True
+            run(60)
+            assert State.OPEN is breaker.state
+            down["now"] = False
+            run(900)
+        finally:
+            engine.stop()
+
+        page = next(v for v in engine.violations(include_resolved=True) if v.rule == "page-1h-5m")
+        assert State.CLOSED is breaker.state
+        assert page.resolved_at is not None
+        assert ["CircuitBreaker:payments", "LoadShedder:shedder"] == sorted(
+            a.hook for a in page.actions
+        )
+        assert registry.store("pay").read([]).lifetime.rejected > 0
