@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import slakit.config
 import slakit.engine
 import slakit.evaluate
 import slakit.events
+import slakit.export.prometheus
+import slakit.export.rules
 import slakit.remediate
 import slakit.remediate.build
 import slakit.ring
@@ -96,6 +99,12 @@ SECTIONS = {
         slakit.remediate.build.build,
         slakit.remediate.build.Enforcement,
     ],
+    "Export (`slakit.export`)": [
+        slakit.export.prometheus.register,
+        slakit.export.prometheus.SLOCollector,
+        slakit.export.rules.rule_groups,
+        slakit.export.rules.rule_tests,
+    ],
     "Errors (`slakit.exceptions`)": [slakit.ConfigError, slakit.SlakitError],
     "Testing (`slakit.testing`)": [slakit.testing.FakeClock, slakit.testing.capture_events],
 }
@@ -107,9 +116,10 @@ def doc(obj: object) -> str:
 
 def signature(obj: object) -> str:
     try:
-        return str(inspect.signature(obj))  # type: ignore[arg-type]
+        text = str(inspect.signature(obj))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return ""
+    return re.sub(r" object at 0x[0-9a-f]+", "", text)  # addresses differ per process
 
 
 def render() -> str:

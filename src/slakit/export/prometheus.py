@@ -1,0 +1,220 @@
+"""
+Prometheus: a custom collector over the engine's snapshots.
+
+``register()`` adds a collector to a prometheus-client registry. A scrape reads the
+latest snapshot of every SLO (refreshed each engine tick) and yields:
+
+* ``slakit_requests_total``, ``slakit_errors_total``, ``slakit_rejected_total`` and the
+  ``slakit_request_duration_seconds`` histogram, per SLO: the raw series that fleet
+  rules (``slakit rules``) evaluate across processes. The histogram's buckets include
+  every latency threshold of the SLO, and the count at a threshold is exact (the store
+  keeps a bit per event for it); other buckets are within the sketch's 1 %.
+* ``slakit_sli_ratio``, ``slakit_burn_rate`` (per window), ``slakit_error_budget_remaining_ratio``,
+  ``slakit_objective_ratio`` and ``slakit_status`` per objective and SLO.
+* ``slakit_breaker_state``, ``slakit_shed_probability``, ``slakit_shed_total`` and
+  ``slakit_desired_replicas_delta`` for the breakers, shedders and scalers passed in.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from prometheus_client.core import (
+    REGISTRY,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    StateSetMetricFamily,
+)
+
+from slakit import sketch
+from slakit.spec import Status
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import CollectorRegistry
+
+    from slakit.engine import Engine
+    from slakit.evaluate import Snapshot
+    from slakit.remediate.breaker import CircuitBreaker
+    from slakit.remediate.scale import Scaler
+    from slakit.remediate.shed import LoadShedder
+
+DEFAULT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Latency buckets (seconds) every SLO exposes, besides its own thresholds."""
+
+
+class SLOCollector:
+    """Yields slakit's metric families from the engine's latest snapshots."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+        breakers: Iterable[CircuitBreaker] = (),
+        shedders: Iterable[LoadShedder] = (),
+        scalers: Iterable[Scaler] = (),
+    ) -> None:
+        self.engine = engine
+        self.buckets = tuple(sorted(buckets))
+        self.breakers = tuple(breakers)
+        self.shedders = tuple(shedders)
+        self.scalers = tuple(scalers)
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front: the families depend on the SLOs registered at scrape time."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every family for one scrape."""
+        registry = self.engine.registry
+        snaps = [s for slo in registry.slos() if (s := registry.latest(slo.name)) is not None]
+        yield from self._raw(snaps)
+        yield from self._derived(snaps)
+        yield from self._hooks()
+
+    def _raw(self, snaps: list[Snapshot]) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "slakit_requests", "Calls that ran, by SLO (rejected ones are apart).", labels=["slo"]
+        )
+        errors = CounterMetricFamily("slakit_errors", "Calls that failed, by SLO.", labels=["slo"])
+        rejected = CounterMetricFamily(
+            "slakit_rejected",
+            "Calls refused by a breaker or shedder before they ran, by SLO.",
+            labels=["slo"],
+        )
+        duration = HistogramMetricFamily(
+            "slakit_request_duration_seconds",
+            "Duration of calls that ran, by SLO.",
+            labels=["slo"],
+            unit="seconds",
+        )
+        for snap in snaps:
+            life = snap.lifetime
+            requests.add_metric([snap.slo], life.total)
+            errors.add_metric([snap.slo], life.bad)
+            rejected.add_metric([snap.slo], life.rejected)
+            slo = self.engine.registry.slo(snap.slo)
+            duration.add_metric(
+                [snap.slo],
+                _buckets(snap, self.buckets, slo.thresholds),
+                sum_value=_sum(snap.lifetime_histogram),
+            )
+        yield from (requests, errors, rejected, duration)
+
+    def _derived(self, snaps: list[Snapshot]) -> Iterator[Metric]:
+        sli = GaugeMetricFamily(
+            "slakit_sli_ratio",
+            "SLI over a window (1 is perfect).",
+            labels=["slo", "objective", "window"],
+        )
+        burn = GaugeMetricFamily(
+            "slakit_burn_rate",
+            "Error budget burn rate over a window (1 spends the budget over the SLO window).",
+            labels=["slo", "objective", "window"],
+        )
+        budget = GaugeMetricFamily(
+            "slakit_error_budget_remaining_ratio",
+            "Share of the error budget left over the SLO window (negative: overspent).",
+            labels=["slo", "objective"],
+        )
+        target = GaugeMetricFamily(
+            "slakit_objective_ratio", "The objective's target.", labels=["slo", "objective"]
+        )
+        status = StateSetMetricFamily("slakit_status", "SLO status.", labels=["slo"])
+        for snap in snaps:
+            period = str(self.engine.registry.slo(snap.slo).window)
+            for o in snap.objectives:
+                for w in o.windows:
+                    window = period if w.window == "slo" else w.window
+                    sli.add_metric([snap.slo, o.key, window], w.sli)
+                    if w.burn_rate is not None:
+                        burn.add_metric([snap.slo, o.key, window], w.burn_rate)
+                if o.budget is not None:
+                    budget.add_metric([snap.slo, o.key], o.budget.remaining)
+                if o.target is not None and o.budget is not None:
+                    target.add_metric([snap.slo, o.key], o.target)
+            status.add_metric([snap.slo], {s.value: snap.status is s for s in Status})
+        yield from (sli, burn, budget, target, status)
+
+    def _hooks(self) -> Iterator[Metric]:
+        if self.breakers:
+            from slakit.remediate.breaker import State  # noqa: PLC0415 - only if used
+
+            state = StateSetMetricFamily(
+                "slakit_breaker_state", "Circuit breaker state.", labels=["breaker"]
+            )
+            for b in self.breakers:
+                now = b.state
+                state.add_metric([b.name], {s.value: now is s for s in State})
+            yield state
+        if self.shedders:
+            p = GaugeMetricFamily(
+                "slakit_shed_probability", "Share of traffic being shed.", labels=["shedder"]
+            )
+            shed = CounterMetricFamily(
+                "slakit_shed", "Requests shed, by class.", labels=["shedder", "criticality"]
+            )
+            from slakit.remediate.shed import Criticality  # noqa: PLC0415 - only if used
+
+            for s in self.shedders:
+                p.add_metric([s.name], s.rejection_probability())
+                for c in Criticality:
+                    shed.add_metric([s.name, c.name.lower()], s.shed_counts[c])
+            yield from (p, shed)
+        if self.scalers:
+            delta = GaugeMetricFamily(
+                "slakit_desired_replicas_delta",
+                "Replicas asked for and not yet given back (for an autoscaler).",
+                labels=["service"],
+            )
+            for sc in self.scalers:
+                delta.add_metric([sc.service], sc.desired_replicas_delta)
+            yield delta
+
+
+def _buckets(
+    snap: Snapshot, bounds: Sequence[float], thresholds: Sequence[float]
+) -> list[tuple[str, float]]:
+    """Cumulative counts per ``le``; exact at the SLO's latency thresholds."""
+    exact = {t: snap.lifetime.total - snap.lifetime.slow[i] for i, t in enumerate(thresholds)}
+    hist = sorted(snap.lifetime_histogram.items())
+    out = []
+    for le in sorted({*bounds, *thresholds}):
+        if le in exact:
+            count = exact[le]
+        else:  # buckets wholly at or below le
+            limit = round(le * 1e9)
+            count = sum(n for b, n in hist if sketch.bucket_bounds(b)[1] - 1 <= limit)
+        out.append((repr(float(le)), float(count)))
+    out.append(("+Inf", float(snap.lifetime.total)))
+    return out
+
+
+def _sum(hist: Mapping[int, int]) -> float:
+    """Sum of durations, from bucket midpoints (within the sketch's 1 %)."""
+    return sum(sketch.bucket_value(b) * n for b, n in hist.items())
+
+
+def register(
+    engine: Engine,
+    registry: CollectorRegistry = REGISTRY,
+    *,
+    buckets: Sequence[float] = DEFAULT_BUCKETS,
+    breakers: Iterable[CircuitBreaker] = (),
+    shedders: Iterable[LoadShedder] = (),
+    scalers: Iterable[Scaler] = (),
+) -> SLOCollector:
+    """
+    Register an :class:`SLOCollector` for ``engine`` with a prometheus-client registry.
+
+    Returns the collector, so it can be unregistered (``registry.unregister(c)``).
+    """
+    collector = SLOCollector(
+        engine, buckets=buckets, breakers=breakers, shedders=shedders, scalers=scalers
+    )
+    registry.register(collector)
+    return collector

@@ -1,0 +1,200 @@
+"""Prometheus export: the collector's series, and generated rules checked by promtool."""
+
+from __future__ import annotations
+
+import subprocess
+
+import prometheus_client
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+import slakit
+from slakit.cli import main as cli
+from slakit.export.prometheus import register
+from slakit.export.rules import ALERT, rule_groups
+from slakit.remediate import CircuitBreaker, LoadShedder, Scaler
+from tests.servers import require_binary
+
+
+def scrape(registry) -> dict[tuple[str, tuple], float]:
+    text = prometheus_client.generate_latest(registry).decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+@pytest.fixture
+def exported(clock):
+    registry = slakit.Registry(clock)
+    slo = slakit.SLO(
+        "checkout", objectives=[slakit.Availability("99.9%"), slakit.Latency("250ms", "99%")]
+    )
+    tracker = slakit.track(slo, registry=registry)
+    for i in range(1_000):
+        # 0.25 s exactly is within the objective; 0.2501 s is not
+        tracker.record(0.25 if i % 10 else 0.2501, ok=i % 100 != 0)
+    clock.advance(1)
+    engine = slakit.Engine(registry)
+    engine.evaluate_now()
+    prom = prometheus_client.CollectorRegistry()
+    breaker = CircuitBreaker("payments", clock=clock)
+    breaker.force_open()
+    collector = register(
+        engine,
+        prom,
+        breakers=[breaker],
+        shedders=[LoadShedder("api", fraction=0.2, clock=clock)],
+        scalers=[Scaler("shop", callback=print, clock=clock)],
+    )
+    return engine, prom, collector
+
+
+class TestCollector:
+    def test_raw_counters_and_exact_threshold_bucket(self, exported):
+        """Counters equal the store; the bucket at a latency threshold is exact."""
+        _, prom, _ = exported
+
+        m = scrape(prom)
+
+        slo = (("slo", "checkout"),)
+        assert 1_000 == m[("slakit_requests_total", slo)]
+        assert 10 == m[("slakit_errors_total", slo)]
+        assert 0 == m[("slakit_rejected_total", slo)]
+        assert 900 == m[("slakit_request_duration_seconds_bucket", (("le", "0.25"), *slo))]
+        assert 1_000 == m[("slakit_request_duration_seconds_bucket", (("le", "+Inf"), *slo))]
+        assert 1_000 == m[("slakit_request_duration_seconds_count", slo)]
+
+    def test_derived_gauges_match_the_snapshot(self, exported):
+        """SLI, burn rate and budget are the snapshot's, labelled by objective and window."""
+        engine, prom, _ = exported
+        snap = engine.snapshot("checkout")
+
+        m = scrape(prom)
+
+        avail = snap.objective("availability")
+        labels = (("objective", "availability"), ("slo", "checkout"), ("window", "30d"))
+        assert avail.actual == pytest.approx(m[("slakit_sli_ratio", labels)])
+        burn = (("objective", "availability"), ("slo", "checkout"), ("window", "1h"))
+        assert avail.burn_rate("1h") == pytest.approx(m[("slakit_burn_rate", burn)])
+        budget = (("objective", "availability"), ("slo", "checkout"))
+        assert avail.budget.remaining == pytest.approx(
+            m[("slakit_error_budget_remaining_ratio", budget)]
+        )
+        assert 1 == m[("slakit_status", (("slakit_status", str(snap.status)), ("slo", "checkout")))]
+
+    def test_hook_values(self, exported):
+        """Breaker state, shed probability and desired replicas are exported."""
+        _, prom, _ = exported
+
+        m = scrape(prom)
+
+        assert (
+            1
+            == m[
+                (
+                    "slakit_breaker_state",
+                    (("breaker", "payments"), ("slakit_breaker_state", "forced_open")),
+                )
+            ]
+        )
+        assert 0.2 == pytest.approx(m[("slakit_shed_probability", (("shedder", "api"),))])
+        assert 0 == m[("slakit_desired_replicas_delta", (("service", "shop"),))]
+
+    def test_scrape_does_no_work_per_call(self, exported):
+        """A scrape reads the snapshot: calls recorded since the last tick are not in it."""
+        engine, prom, _ = exported
+        store = engine.registry.store("checkout")
+        store.record(0.01)
+
+        before = scrape(prom)[("slakit_requests_total", (("slo", "checkout"),))]
+        engine.evaluate_now()
+        after = scrape(prom)[("slakit_requests_total", (("slo", "checkout"),))]
+
+        assert (1_000, 1_001) == (before, after)
+
+
+SLOS_YAML = """
+service: shop
+slos:
+  - name: checkout
+    objectives:
+      - availability: {target: 99.9%}
+      - latency: {threshold: 250ms, target: 99%}
+  - name: search
+    window: 7d
+    objectives: [{availability: {target: 99%}}]
+    alerting: {ticket: false}
+"""
+
+
+class TestRules:
+    def test_shape(self):
+        """One group per SLO: SLIs per window, the period SLI weighted by traffic, alerts."""
+        cfg = slakit.loads(SLOS_YAML)
+
+        groups = rule_groups(cfg.slos, cfg.service)["groups"]
+
+        checkout = groups[0]["rules"]
+        records = {(r.get("record"), r["labels"].get("window")) for r in checkout if "record" in r}
+        assert ("slo:sli_error:ratio_rate5m", "5m") in records
+        assert ("slo:sli_error:ratio_rate3d", "3d") in records
+        period = next(r for r in checkout if r.get("record") == "slo:sli_error:ratio_rate30d")
+        assert "increase(slakit_errors_total" in period["expr"]  # errors over events, not a mean
+        alerts = [r for r in checkout if "alert" in r]
+        assert {ALERT} == {a["alert"] for a in alerts}
+        assert 6 == len(alerts)  # 3 rules x 2 objectives
+        search_alerts = [r for r in groups[1]["rules"] if "alert" in r]
+        assert ["page-14m-70s", "page-84m-7m"] == [a["labels"]["rule"] for a in search_alerts]
+
+    def test_promtool_checks_and_tests_the_generated_files(self, tmp_path):
+        """A real promtool accepts the rules and passes the generated unit tests."""
+        promtool = require_binary("promtool")
+        slos = tmp_path / "slos.yaml"
+        slos.write_text(SLOS_YAML)
+        rules, tests = tmp_path / "rules.yaml", tmp_path / "tests.yaml"
+
+        assert 0 == cli(["rules", str(slos), "-o", str(rules), "--tests", str(tests)])
+        check = subprocess.run(
+            [promtool, "check", "rules", str(rules)], capture_output=True, text=True, check=False
+        )
+        test = subprocess.run(
+            [promtool, "test", "rules", str(tests)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+            timeout=300,
+        )
+
+        assert 0 == check.returncode, check.stdout + check.stderr
+        assert "SUCCESS" in check.stdout
+        assert 0 == test.returncode, test.stdout + test.stderr
+        checks = yaml.safe_load(tests.read_text())["tests"]
+        assert all(len(t["alert_rule_test"]) >= 3 for t in checks)  # several moments each
+
+    def test_promtool_catches_a_wrong_rate(self, tmp_path):
+        """The generated tests are not vacuous: a rule with the wrong rate fails them."""
+        promtool = require_binary("promtool")
+        slos = tmp_path / "slos.yaml"
+        slos.write_text(
+            "slos: [{name: s, window: 7d, objectives: [{availability: {target: 99%}}],"
+            " alerting: {ticket: false}}]"
+        )
+        rules, tests = tmp_path / "rules.yaml", tmp_path / "tests.yaml"
+        cli(["rules", str(slos), "-o", str(rules), "--tests", str(tests)])
+        rules.write_text(rules.read_text().replace("(14.4 * ", "(144.0 * "))
+
+        test = subprocess.run(
+            [promtool, "test", "rules", str(tests)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+            timeout=300,
+        )
+
+        assert 0 != test.returncode
+        assert "FAILED" in test.stdout + test.stderr
