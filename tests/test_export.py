@@ -4,17 +4,36 @@ from __future__ import annotations
 
 import subprocess
 
+import attrs
 import prometheus_client
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 import slakit
+from slakit import sketch
 from slakit.cli import main as cli
-from slakit.export.prometheus import register
+from slakit.evaluate import Snapshot
+from slakit.export.prometheus import DEFAULT_BUCKETS, _buckets, register
 from slakit.export.rules import ALERT, rule_groups
 from slakit.remediate import CircuitBreaker, LoadShedder, Scaler
+from slakit.ring import Counts
 from tests.servers import require_binary
+from tests.strategies import durations_ns
+
+SNAPSHOT = Snapshot(
+    slo="s",
+    time=0.0,
+    status=slakit.Status.HEALTHY,
+    objectives=(),
+    events=0,
+    bad=0,
+    lifetime=Counts(0, 0, 0, 0, ()),
+    lifetime_histogram={},
+    percentiles={},
+)
 
 
 def scrape(registry) -> dict[tuple[str, tuple], float]:
@@ -50,6 +69,27 @@ def exported(clock):
         scalers=[Scaler("shop", callback=print, clock=clock)],
     )
     return engine, prom, collector
+
+
+class TestBuckets:
+    @given(st.lists(durations_ns, min_size=1, max_size=200))
+    def test_cumulative_counts_are_conservative_and_within_one_percent(self, durations):
+        """Each le counts only events at or below it, and all those 1.6 % below it."""
+        hist: dict[int, int] = {}
+        for d in durations:
+            b = sketch.bucket_of(d)
+            hist[b] = hist.get(b, 0) + 1
+        life = Counts(total=len(durations), bad=0, ignored=0, rejected=0, slow=())
+        snap = attrs.evolve(SNAPSHOT, lifetime=life, lifetime_histogram=hist)
+
+        out = dict(_buckets(snap, DEFAULT_BUCKETS, ()))
+
+        for le in DEFAULT_BUCKETS:
+            limit = le * 1e9
+            at_most = sum(1 for d in durations if d <= limit)
+            surely = sum(1 for d in durations if d <= limit * (1 - 1 / 64))
+            assert surely <= out[repr(le)] <= at_most
+        assert len(durations) == out["+Inf"]
 
 
 class TestCollector:

@@ -9,7 +9,8 @@ latest snapshot of every SLO (refreshed each engine tick) and yields:
   rules (``slakit rules``) evaluate across processes. The histogram's buckets include
   every latency threshold of the SLO, and the count at a threshold is exact (the store
   keeps a bit per event for it); other buckets are within the sketch's 1 %.
-* ``slakit_sli_ratio``, ``slakit_burn_rate`` (per window), ``slakit_error_budget_remaining_ratio``,
+* ``slakit_sli_ratio`` over the SLO window, ``slakit_burn_rate`` per window (over an alert
+  window the SLI is ``1 - burn × budget``), ``slakit_error_budget_remaining_ratio``,
   ``slakit_objective_ratio`` and ``slakit_status`` per objective and SLO.
 * ``slakit_breaker_state``, ``slakit_shed_probability``, ``slakit_shed_total`` and
   ``slakit_desired_replicas_delta`` for the breakers, shedders and scalers passed in.
@@ -17,6 +18,8 @@ latest snapshot of every SLO (refreshed each engine tick) and yields:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from typing import TYPE_CHECKING, Final
 
 from prometheus_client.core import (
@@ -130,7 +133,8 @@ class SLOCollector:
             for o in snap.objectives:
                 for w in o.windows:
                     window = period if w.window == "slo" else w.window
-                    sli.add_metric([snap.slo, o.key, window], w.sli)
+                    if w.window == "slo":  # over alert windows the SLI is burn x budget
+                        sli.add_metric([snap.slo, o.key, window], w.sli)
                     if w.burn_rate is not None:
                         burn.add_metric([snap.slo, o.key, window], w.burn_rate)
                 if o.budget is not None:
@@ -179,17 +183,21 @@ class SLOCollector:
 def _buckets(
     snap: Snapshot, bounds: Sequence[float], thresholds: Sequence[float]
 ) -> list[tuple[str, float]]:
-    """Cumulative counts per ``le``; exact at the SLO's latency thresholds."""
+    """Cumulative counts per ``le`` (a bisect each); exact at the SLO's latency thresholds."""
     exact = {t: snap.lifetime.total - snap.lifetime.slow[i] for i, t in enumerate(thresholds)}
-    hist = sorted(snap.lifetime_histogram.items())
+    keys = sorted(snap.lifetime_histogram)
+    cumulative = list(itertools.accumulate(snap.lifetime_histogram[k] for k in keys))
     out = []
     for le in sorted({*bounds, *thresholds}):
         if le in exact:
-            count = exact[le]
-        else:  # buckets wholly at or below le
-            limit = round(le * 1e9)
-            count = sum(n for b, n in hist if sketch.bucket_bounds(b)[1] - 1 <= limit)
-        out.append((repr(float(le)), float(count)))
+            out.append((repr(float(le)), float(exact[le])))
+            continue
+        limit = round(le * 1e9)
+        b = sketch.bucket_of(limit)
+        if sketch.bucket_bounds(b)[1] - 1 <= limit:  # le's own bucket lies wholly below it
+            b += 1
+        i = bisect.bisect_left(keys, b)  # buckets below b are wholly at or below le
+        out.append((repr(float(le)), float(cumulative[i - 1] if i else 0)))
     out.append(("+Inf", float(snap.lifetime.total)))
     return out
 
