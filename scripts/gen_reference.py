@@ -20,6 +20,7 @@ import slakit.config
 import slakit.engine
 import slakit.evaluate
 import slakit.events
+import slakit.export.otel
 import slakit.export.prometheus
 import slakit.export.rules
 import slakit.remediate
@@ -104,6 +105,8 @@ SECTIONS = {
         slakit.export.prometheus.SLOCollector,
         slakit.export.rules.rule_groups,
         slakit.export.rules.rule_tests,
+        slakit.export.otel.instrument,
+        slakit.export.otel.OTelInstruments,
     ],
     "Errors (`slakit.exceptions`)": [slakit.ConfigError, slakit.SlakitError],
     "Testing (`slakit.testing`)": [slakit.testing.FakeClock, slakit.testing.capture_events],

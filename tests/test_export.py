@@ -10,12 +10,15 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client.parser import text_string_to_metric_families
 
 import slakit
 from slakit import sketch
 from slakit.cli import main as cli
 from slakit.evaluate import Snapshot
+from slakit.export.otel import instrument
 from slakit.export.prometheus import DEFAULT_BUCKETS, _buckets, register
 from slakit.export.rules import ALERT, rule_groups
 from slakit.remediate import CircuitBreaker, LoadShedder, Scaler
@@ -238,3 +241,33 @@ class TestRules:
 
         assert 0 != test.returncode
         assert "FAILED" in test.stdout + test.stderr
+
+
+class TestOpenTelemetry:
+    def test_in_memory_reader_sees_the_snapshot(self, exported):
+        """Through the OTel SDK's in-memory reader: counters and gauges equal the snapshot."""
+        engine, _, _ = exported
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader])
+        keep = instrument(engine, provider.get_meter("test"))
+        snap = engine.snapshot("checkout")
+
+        data = reader.get_metrics_data()
+        points = {
+            (m.name, tuple(sorted(p.attributes.items()))): p.value
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            for p in m.data.data_points
+        }
+        provider.shutdown()
+
+        assert keep.instruments
+        assert 1_000 == points[("slakit.requests", (("slo", "checkout"),))]
+        assert 10 == points[("slakit.errors", (("slo", "checkout"),))]
+        avail = (("objective", "availability"), ("slo", "checkout"))
+        assert snap.objective("availability").actual == pytest.approx(points[("slakit.sli", avail)])
+        assert snap.objective("availability").burn_rate("5m") == pytest.approx(
+            points[("slakit.burn_rate", (*avail, ("window", "5m")))]
+        )
+        assert snap.status.rank == points[("slakit.status", (("slo", "checkout"),))]
