@@ -20,6 +20,7 @@ import slakit.config
 import slakit.engine
 import slakit.evaluate
 import slakit.events
+import slakit.export.grafana
 import slakit.export.otel
 import slakit.export.prometheus
 import slakit.export.rules
@@ -105,6 +106,7 @@ SECTIONS = {
         slakit.export.prometheus.SLOCollector,
         slakit.export.rules.rule_groups,
         slakit.export.rules.rule_tests,
+        slakit.export.grafana.dashboard,
         slakit.export.otel.instrument,
         slakit.export.otel.OTelInstruments,
     ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 
 import attrs
@@ -18,6 +20,7 @@ import slakit
 from slakit import sketch
 from slakit.cli import main as cli
 from slakit.evaluate import Snapshot
+from slakit.export.grafana import dashboard, panel_queries
 from slakit.export.otel import instrument
 from slakit.export.prometheus import DEFAULT_BUCKETS, _buckets, register
 from slakit.export.rules import ALERT, rule_groups
@@ -271,3 +274,53 @@ class TestOpenTelemetry:
             points[("slakit.burn_rate", (*avail, ("window", "5m")))]
         )
         assert snap.status.rank == points[("slakit.status", (("slo", "checkout"),))]
+
+
+class TestDashboard:
+    def test_cli_writes_a_dashboard(self, tmp_path):
+        """slakit dashboard writes Grafana JSON with a row and five panels per objective."""
+        slos = tmp_path / "slos.yaml"
+        slos.write_text(SLOS_YAML)
+        out = tmp_path / "board.json"
+
+        assert 0 == cli(["dashboard", str(slos), "-o", str(out)])
+        board = json.loads(out.read_text())
+
+        assert "SLOs: shop" == board["title"]
+        assert 3 * 6 == len(board["panels"])  # three ratio objectives
+        assert len({p["id"] for p in board["panels"]}) == len(board["panels"])
+
+    def test_every_query_reads_generated_rules_and_parses(self, tmp_path):
+        """Each panel reads series the rules record; promtool parses every expression."""
+        promtool = require_binary("promtool")
+        cfg = slakit.loads(SLOS_YAML)
+        board = dashboard(cfg.slos, cfg.service)
+        recorded = {
+            r["record"]
+            for g in rule_groups(cfg.slos, cfg.service)["groups"]
+            for r in g["rules"]
+            if "record" in r
+        }
+        queries = panel_queries(board)
+
+        used = {name for q in queries for name in re.findall(r"slo:[a-z_:]+[0-9a-z]*", q)}
+        assert used <= recorded, used - recorded
+        check = tmp_path / "panels.yaml"
+        check.write_text(
+            yaml.safe_dump(
+                {
+                    "groups": [
+                        {
+                            "name": "panels",
+                            "rules": [
+                                {"record": f"panel:q{i}", "expr": q} for i, q in enumerate(queries)
+                            ],
+                        }
+                    ]
+                }
+            )
+        )
+        result = subprocess.run(
+            [promtool, "check", "rules", str(check)], capture_output=True, text=True, check=False
+        )
+        assert 0 == result.returncode, result.stdout + result.stderr
