@@ -21,6 +21,7 @@ import slakit.engine
 import slakit.evaluate
 import slakit.events
 import slakit.export.grafana
+import slakit.export.openslo
 import slakit.export.otel
 import slakit.export.prometheus
 import slakit.export.rules
@@ -107,6 +108,8 @@ SECTIONS = {
         slakit.export.rules.rule_groups,
         slakit.export.rules.rule_tests,
         slakit.export.grafana.dashboard,
+        slakit.export.openslo.export_slo,
+        slakit.export.openslo.import_documents,
         slakit.export.otel.instrument,
         slakit.export.otel.OTelInstruments,
     ],
