@@ -16,6 +16,7 @@ from pathlib import Path
 import attrs
 
 import slakit
+import slakit.asgi
 import slakit.config
 import slakit.engine
 import slakit.evaluate
@@ -28,8 +29,11 @@ import slakit.export.rules
 import slakit.remediate
 import slakit.remediate.build
 import slakit.ring
+import slakit.series
 import slakit.spec
 import slakit.testing
+import slakit.typing
+import slakit.wsgi
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
 
@@ -56,6 +60,15 @@ SECTIONS = {
         slakit.spec.ViolationPolicy,
     ],
     "Recording (`slakit.track`)": [slakit.track, slakit.Tracker, slakit.record],
+    "Web middleware (`slakit.asgi`, `slakit.wsgi`)": [
+        slakit.asgi.SLOMiddleware,
+        slakit.asgi.starlette_route,
+        slakit.wsgi.SLOMiddleware,
+        slakit.wsgi.flask_route,
+        slakit.wsgi.django_route,
+        slakit.typing.Admission,
+        slakit.series.Series,
+    ],
     "Store (`slakit.ring`)": [slakit.ring.Store, slakit.ring.Counts, slakit.ring.View],
     "Engine (`slakit.engine`)": [slakit.Engine, slakit.Registry, slakit.default_registry],
     "Snapshots (`slakit.evaluate`)": [
@@ -127,6 +140,7 @@ def signature(obj: object) -> str:
         text = str(inspect.signature(obj))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return ""
+    text = re.sub(r"<function (\w+) at 0x[0-9a-f]+>", r"\1", text)
     return re.sub(r" object at 0x[0-9a-f]+", "", text)  # addresses differ per process
 
 

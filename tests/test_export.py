@@ -36,7 +36,7 @@ SNAPSHOT = Snapshot(
     objectives=(),
     events=0,
     bad=0,
-    lifetime=Counts(0, 0, 0, 0, ()),
+    lifetime=Counts(0, 0, 0, 0, 0, ()),
     lifetime_histogram={},
     percentiles={},
 )
@@ -85,7 +85,7 @@ class TestBuckets:
         for d in durations:
             b = sketch.bucket_of(d)
             hist[b] = hist.get(b, 0) + 1
-        life = Counts(total=len(durations), bad=0, ignored=0, rejected=0, slow=())
+        life = Counts(total=len(durations), bad=0, ignored=0, rejected=0, disconnected=0, slow=())
         snap = attrs.evolve(SNAPSHOT, lifetime=life, lifetime_histogram=hist)
 
         out = dict(_buckets(snap, DEFAULT_BUCKETS, ()))

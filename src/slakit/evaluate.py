@@ -195,7 +195,7 @@ class Snapshot:
     lifetime: Counts
     """Counts since the store began (monotonic: what exporters publish as counters)."""
     lifetime_histogram: Mapping[int, int]
-    """Latency histogram (bucket → count) since the store began; sums to lifetime.total."""
+    """Latency histogram (bucket → count) since the store began; sums to lifetime.timed."""
     percentiles: Mapping[float, float | None]
     """Latency quantiles over the SLO window, in seconds."""
 
@@ -264,7 +264,7 @@ def _bad_of(
             return lambda c: (c.total + c.rejected, c.bad + c.rejected)
         return lambda c: (c.total, c.bad)
     i = slow_index[o.threshold]
-    return lambda c: (c.total, c.slow[i])
+    return lambda c: (c.timed, c.slow[i])
 
 
 def _stats(

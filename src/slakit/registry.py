@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from slakit.clock import SYSTEM
 from slakit.ring import Store
+from slakit.series import DEFAULT_CAP, Series
 
 if TYPE_CHECKING:
     from slakit.evaluate import Snapshot
@@ -36,6 +37,7 @@ class Registry:
         self._stores: dict[str, Store] = {}
         self._created: dict[str, float] = {}
         self._snapshots: dict[str, Snapshot] = {}
+        self._series: dict[str, Series] = {}
 
     def register(self, slo: SLO) -> Store:
         """
@@ -59,6 +61,29 @@ class Registry:
                 self._created[slo.name] = self.clock.time()
                 self._slos[slo.name] = slo
             return self._stores[slo.name]
+
+    def series(self, slo: SLO, labels: tuple[str, ...], cap: int = DEFAULT_CAP) -> Series:
+        """
+        Return the labelled series of ``slo`` (see :mod:`slakit.series`), made on first use.
+
+        Raises:
+            ValueError: the SLO already has series with other label names.
+
+        """
+        self.register(slo)
+        with self._lock:
+            table = self._series.get(slo.name)
+            if table is None:
+                table = self._series[slo.name] = Series(labels, cap)
+            elif table.labels != labels:
+                raise ValueError(
+                    f"SLO {slo.name!r} already has series labelled {table.labels}, not {labels}"
+                )
+            return table
+
+    def series_of(self, name: str) -> Series | None:
+        """Return the labelled series of the SLO called ``name``, if it has any."""
+        return self._series.get(name)
 
     def slos(self) -> tuple[SLO, ...]:
         """Return the registered SLOs in registration order."""

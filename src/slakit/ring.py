@@ -55,6 +55,9 @@ IGNORED: Final = 2
 REJECTED: Final = 3
 """Outcome code of a call a breaker or shedder refused: it never ran. Kept apart from
 latency; the SLO decides whether it counts as bad for availability."""
+DISCONNECTED: Final = 4
+"""Outcome code of a request whose client went away before the answer was complete:
+not the service's fault, so not in availability, but its wait counts for latency."""
 
 _OUTCOME_MASK = 0b111
 _ABOVE = 0b1000  # duration is above the threshold that lives in this key's bucket
@@ -89,8 +92,16 @@ class Counts:
     bad: int
     ignored: int
     rejected: int
+    disconnected: int
+    """Requests whose client left early: apart from ``total``, but in ``slow`` and the
+    latency histogram (a client that gave up waiting is a latency signal)."""
     slow: tuple[int, ...]
-    """Per latency threshold of the store, events whose duration exceeded it."""
+    """Per latency threshold of the store, events (and disconnects) that exceeded it."""
+
+    @property
+    def timed(self) -> int:
+        """Events whose latency counts: ``total`` plus ``disconnected``."""
+        return self.total + self.disconnected
 
     @property
     def good(self) -> int:
@@ -302,7 +313,7 @@ class Store:
                 f"(got {sorted(thresholds)}): they would share a histogram bucket"
             )
         self._split = dict(zip(self._tbuckets, self._thresholds_ns, strict=True))
-        self._width = 4 + len(self._thresholds_ns)
+        self._width = 5 + len(self._thresholds_ns)
         self._count_specs = _grow(COUNT_LEVELS, longest)
         self._hist_specs = _grow(HIST_LEVELS, longest)
         self._lock = threading.Lock()
@@ -527,7 +538,7 @@ class Store:
             sketch.merge(self._total_hist, d.hist)
 
     def _decode(self, slot: _Slot) -> _Decoded:
-        total = bad = ignored = rejected = 0
+        total = bad = ignored = rejected = disconnected = 0
         slow = [0] * len(self._tbuckets)
         hist: dict[int, int] = {}
         tb = self._tbuckets
@@ -539,16 +550,19 @@ class Store:
             if outcome == REJECTED:  # never ran: no latency
                 rejected += n
                 continue
-            total += n
-            if outcome == BAD:
-                bad += n
+            if outcome == DISCONNECTED:
+                disconnected += n
+            else:
+                total += n
+                if outcome == BAD:
+                    bad += n
             b = key >> _BUCKET_SHIFT
             above = key & _ABOVE
             for i, t in enumerate(tb):
                 if b > t or (b == t and above):
                     slow[i] += n
             hist[b] = hist.get(b, 0) + n
-        return _Decoded(slot.epoch, [total, bad, ignored, rejected, *slow], hist)
+        return _Decoded(slot.epoch, [total, bad, ignored, rejected, disconnected, *slow], hist)
 
     def _open(self) -> list[_Decoded]:
         """Decode the slots writers still hold open (or hold but no longer write)."""
@@ -640,7 +654,7 @@ class View:
     lifetime: Counts
     """Counts since the store began."""
     lifetime_histogram: dict[int, int]
-    """Latency histogram (bucket → count) since the store began; sums to ``lifetime.total``."""
+    """Latency histogram (bucket → count) since the store began; sums to ``lifetime.timed``."""
 
 
 def _plus(a: Sequence[int], b: Sequence[int]) -> list[int]:
@@ -648,7 +662,8 @@ def _plus(a: Sequence[int], b: Sequence[int]) -> list[int]:
 
 
 def _counts(vec: Sequence[int]) -> Counts:
-    return Counts(total=vec[0], bad=vec[1], ignored=vec[2], rejected=vec[3], slow=tuple(vec[4:]))
+    total, bad, ignored, rejected, disconnected, *slow = vec
+    return Counts(total, bad, ignored, rejected, disconnected, tuple(slow))
 
 
 def _grow(levels: Sequence[LevelSpec], longest: float) -> tuple[LevelSpec, ...]:

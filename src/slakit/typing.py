@@ -45,6 +45,24 @@ class Hook(Protocol):
         ...
 
 
+@runtime_checkable
+class Admission(Protocol):
+    """
+    Decides, before a request runs, whether it may run: a breaker, shedder or limiter.
+
+    Middleware calls :meth:`admit_request` first and, for an admitted request,
+    :meth:`finish_request` exactly once with how it ended.
+    """
+
+    def admit_request(self, criticality: str | None) -> object:
+        """Admit one request and return a ticket, or raise ``RejectedError``."""
+        ...
+
+    def finish_request(self, ticket: object, success: bool | None, duration_ns: int) -> None:
+        """Report how an admitted request ended; ``None``: not judged (client left)."""
+        ...
+
+
 Subscriber = Hook | Callable[["Event"], Any]
 """An engine subscriber: a :class:`Hook` or a plain function of one event."""
 

@@ -4,11 +4,15 @@ Prometheus: a custom collector over the engine's snapshots.
 ``register()`` adds a collector to a prometheus-client registry. A scrape reads the
 latest snapshot of every SLO (refreshed each engine tick) and yields:
 
-* ``slakit_requests_total``, ``slakit_errors_total``, ``slakit_rejected_total`` and the
-  ``slakit_request_duration_seconds`` histogram, per SLO: the raw series that fleet
-  rules (``slakit rules``) evaluate across processes. The histogram's buckets include
-  every latency threshold of the SLO, and the count at a threshold is exact (the store
-  keeps a bit per event for it); other buckets are within the sketch's 1 %.
+* ``slakit_requests_total``, ``slakit_errors_total``, ``slakit_rejected_total``,
+  ``slakit_disconnected_total`` and the ``slakit_request_duration_seconds`` histogram
+  (calls that ran plus disconnects, whose wait counts for latency), per SLO: the raw
+  series that fleet rules (``slakit rules``) evaluate across processes. The histogram's
+  buckets include every latency threshold of the SLO, and the count at a threshold is
+  exact (the store keeps a bit per event for it); other buckets are within the sketch's
+  1 %.
+* ``slakit_series_requests_total`` by SLO, route, method (and tenant) and outcome, for
+  requests recorded by the middleware (capped per SLO, see :mod:`slakit.series`).
 * ``slakit_sli_ratio`` over the SLO window, ``slakit_burn_rate`` per window (over an alert
   window the SLI is ``1 - burn × budget``), ``slakit_error_budget_remaining_ratio``,
   ``slakit_objective_ratio`` and ``slakit_status`` per objective and SLO.
@@ -49,6 +53,9 @@ DEFAULT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 """Latency buckets (seconds) every SLO exposes, besides its own thresholds."""
 
 
+_OUTCOMES: Final = ("good", "bad", "ignored", "rejected", "disconnected")
+
+
 class SLOCollector:
     """Yields slakit's metric families from the engine's latest snapshots."""
 
@@ -77,6 +84,7 @@ class SLOCollector:
         snaps = [s for slo in registry.slos() if (s := registry.latest(slo.name)) is not None]
         yield from self._raw(snaps)
         yield from self._derived(snaps)
+        yield from self._series(snaps)
         yield from self._hooks()
 
     def _raw(self, snaps: list[Snapshot]) -> Iterator[Metric]:
@@ -89,9 +97,14 @@ class SLOCollector:
             "Calls refused by a breaker or shedder before they ran, by SLO.",
             labels=["slo"],
         )
+        disconnected = CounterMetricFamily(
+            "slakit_disconnected",
+            "Requests whose client left before the answer was complete, by SLO.",
+            labels=["slo"],
+        )
         duration = HistogramMetricFamily(
             "slakit_request_duration_seconds",
-            "Duration of calls that ran, by SLO.",
+            "Duration of calls that ran and of disconnected requests, by SLO.",
             labels=["slo"],
             unit="seconds",
         )
@@ -100,13 +113,14 @@ class SLOCollector:
             requests.add_metric([snap.slo], life.total)
             errors.add_metric([snap.slo], life.bad)
             rejected.add_metric([snap.slo], life.rejected)
+            disconnected.add_metric([snap.slo], life.disconnected)
             slo = self.engine.registry.slo(snap.slo)
             duration.add_metric(
                 [snap.slo],
                 _buckets(snap, self.buckets, slo.thresholds),
                 sum_value=_sum(snap.lifetime_histogram),
             )
-        yield from (requests, errors, rejected, duration)
+        yield from (requests, errors, rejected, disconnected, duration)
 
     def _derived(self, snaps: list[Snapshot]) -> Iterator[Metric]:
         sli = GaugeMetricFamily(
@@ -143,6 +157,24 @@ class SLOCollector:
                     target.add_metric([snap.slo, o.key], o.target)
             status.add_metric([snap.slo], {s.value: snap.status is s for s in Status})
         yield from (sli, burn, budget, target, status)
+
+    def _series(self, snaps: list[Snapshot]) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "slakit_series_requests",
+            "Requests by SLO, route, method, tenant and outcome (capped; see slakit.series).",
+            labels=["slo", "route", "method", "tenant", "outcome"],
+        )
+        for snap in snaps:
+            table = self.engine.registry.series_of(snap.slo)
+            if table is None:
+                continue
+            for key, counts in table.counts().items():
+                named = dict(zip(table.labels, key, strict=True))
+                labels = [snap.slo, named["route"], named["method"], named.get("tenant", "")]
+                for outcome, n in zip(_OUTCOMES, counts, strict=True):
+                    if n:
+                        family.add_metric([*labels, outcome], n)
+        yield family
 
     def _hooks(self) -> Iterator[Metric]:
         if self.breakers:
@@ -184,7 +216,7 @@ def _buckets(
     snap: Snapshot, bounds: Sequence[float], thresholds: Sequence[float]
 ) -> list[tuple[str, float]]:
     """Cumulative counts per ``le`` (a bisect each); exact at the SLO's latency thresholds."""
-    exact = {t: snap.lifetime.total - snap.lifetime.slow[i] for i, t in enumerate(thresholds)}
+    exact = {t: snap.lifetime.timed - snap.lifetime.slow[i] for i, t in enumerate(thresholds)}
     keys = sorted(snap.lifetime_histogram)
     cumulative = list(itertools.accumulate(snap.lifetime_histogram[k] for k in keys))
     out = []
@@ -198,7 +230,7 @@ def _buckets(
             b += 1
         i = bisect.bisect_left(keys, b)  # buckets below b are wholly at or below le
         out.append((repr(float(le)), float(cumulative[i - 1] if i else 0)))
-    out.append(("+Inf", float(snap.lifetime.total)))
+    out.append(("+Inf", float(snap.lifetime.timed)))
     return out
 
 

@@ -446,6 +446,23 @@ class CircuitBreaker:
             except Exception:
                 _log.exception("circuit breaker %r listener %r failed", self.name, listener)
 
+    # -- admission (slakit.typing.Admission, for middleware) ------------------------------
+
+    def admit_request(self, criticality: str | None = None) -> _Permit | None:  # noqa: ARG002 - the protocol's signature
+        """Let a request through or raise :class:`CircuitOpenError`; returns its permit."""
+        return None if self._state is State.CLOSED else self._admit()
+
+    def finish_request(self, ticket: object, success: bool | None, duration_ns: int) -> None:
+        """Count a request let through by :meth:`admit_request`; ``None`` frees its permit."""
+        permit = ticket if isinstance(ticket, _Permit) else None
+        if success is None:
+            if permit is not None:
+                self._release(permit)
+        elif success:
+            self._on_success(permit, duration_ns)
+        else:
+            self._on_failure(permit, None, duration_ns)
+
     # -- calling -------------------------------------------------------------------------
 
     def _rejected(self, exc: CircuitOpenError, args: Any, kwargs: Any) -> Any:

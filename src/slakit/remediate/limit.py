@@ -243,6 +243,19 @@ class ConcurrencyLimiter:
                 self._window_start, self._samples, self._rtt_sum = now, 0, 0.0
                 self._peak, self._dropped = 0, False
 
+    def admit_request(self, criticality: str | None = None) -> int:  # noqa: ARG002 - the protocol's signature
+        """Take a slot or raise :class:`RequestShedError`; returns the start time."""
+        if not self.try_acquire():
+            raise RequestShedError(self.name, Criticality.CRITICAL, retry_after=1.0)
+        return self._clock.monotonic_ns()
+
+    def finish_request(self, ticket: object, success: bool | None, duration_ns: int) -> None:
+        """Free the slot taken by :meth:`admit_request`; ``None`` counts as cancelled."""
+        if success is None:
+            self.release(None)
+        else:
+            self.release(duration_ns / _NS, started=ticket if isinstance(ticket, int) else None)
+
     def guard(self) -> LimitGuard:
         """Return a context manager that holds a slot for its block, or raises."""
         return LimitGuard(self)

@@ -362,6 +362,15 @@ class LoadShedder:
         else:
             self._buckets.failure(self._now_epoch())
 
+    def admit_request(self, criticality: str | None = None) -> Criticality:
+        """Admit a request (its class from a header value) or raise; returns its class."""
+        return self.check(criticality)
+
+    def finish_request(self, ticket: object, success: bool | None, duration_ns: int) -> None:  # noqa: ARG002 - the protocol's signature
+        """Report how a request admitted by :meth:`admit_request` ended."""
+        if success is not None:
+            self.record(success, ticket if isinstance(ticket, Criticality) else None)
+
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorate ``fn``: each call is admitted (default class) and its outcome recorded."""
         if inspect.iscoroutinefunction(fn):
