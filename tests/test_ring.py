@@ -24,6 +24,8 @@ from slakit import ring, sketch
 from slakit.testing import FakeClock
 from tests.strategies import durations_ns, outcomes
 
+TIMED = (ring.GOOD, ring.BAD, ring.DISCONNECTED)  # outcomes whose latency counts
+
 THRESHOLD_NS = 250_000_000
 TARGET = 0.999
 WINDOWS = (1.0, 5.0, 300.0, 1_800.0, 3_600.0, 21_600.0, 259_200.0, 30 * 86_400.0, 35 * 86_400.0)
@@ -84,19 +86,19 @@ class Oracle:
         first, last = int(start // res), int(end // res)
         return [e for e in self.events if first <= e[0] // res <= last]
 
-    def counts(self, start: float, end: float, res: int) -> tuple[int, int, int, int, int]:
+    def counts(self, start: float, end: float, res: int) -> tuple[int, ...]:
         sel = self.select(start, end, res)
         ran = [e for e in sel if e[2] in (ring.GOOD, ring.BAD)]
         total = len(ran)
         bad = sum(1 for e in ran if e[2] == ring.BAD)
         ignored = sum(1 for e in sel if e[2] == ring.IGNORED)
         rejected = sum(1 for e in sel if e[2] == ring.REJECTED)
-        slow = sum(1 for e in ran if e[1] > THRESHOLD_NS)
-        return total, bad, ignored, rejected, slow
+        timed = [e for e in sel if e[2] in TIMED]
+        slow = sum(1 for e in timed if e[1] > THRESHOLD_NS)
+        return total, bad, ignored, rejected, len(timed) - total, slow
 
     def quantile(self, start: float, end: float, res: int, q: float) -> int | None:
-        ran = (ring.GOOD, ring.BAD)
-        values = sorted(e[1] for e in self.select(start, end, res) if e[2] in ran)
+        values = sorted(e[1] for e in self.select(start, end, res) if e[2] in TIMED)
         if not values:
             return None
         return values[max(1, math.ceil(q * len(values) - 1e-9)) - 1]
@@ -169,13 +171,14 @@ class StoreMachine(RuleBasedStateMachine):
         view = self.store.read(spans)
         for (start, end), got in zip(spans, view.spans, strict=True):
             res = level_for(start, end, self.store._count_specs, self.newest)
-            total, bad, ignored, rejected, slow = self.oracle.counts(start, end, res)
+            total, bad, ignored, rejected, disconnected, slow = self.oracle.counts(start, end, res)
 
-            assert (total, bad, ignored, rejected, (slow,)) == (
+            assert (total, bad, ignored, rejected, disconnected, (slow,)) == (
                 got.total,
                 got.bad,
                 got.ignored,
                 got.rejected,
+                got.disconnected,
                 got.slow,
             )
 
@@ -216,9 +219,11 @@ class StoreMachine(RuleBasedStateMachine):
         plan_spans = slakit.evaluate.plan(self.slo, now).spans
         for label, (start, end) in plan_spans.items():
             res = level_for(start, end, self.store._count_specs, self.newest)
-            total, bad, _, rejected, slow = self.oracle.counts(start, end, res)
-            # rejected calls count as bad for availability (the default), never for latency
-            for obj, n, nbad in ((avail, total + rejected, bad + rejected), (latency, total, slow)):
+            total, bad, _, rejected, disconnected, slow = self.oracle.counts(start, end, res)
+            # rejected calls count as bad for availability (the default), never for latency;
+            # disconnects count for latency only
+            timed = total + disconnected
+            for obj, n, nbad in ((avail, total + rejected, bad + rejected), (latency, timed, slow)):
                 stats = next(w for w in obj.windows if w.window == label)
                 ratio = nbad / n if n else 0.0
 
@@ -326,3 +331,14 @@ class TestAlignment:
         """Two thresholds in one bucket could not both be exact: refuse them clearly."""
         with pytest.raises(ValueError, match="differ by more than 1 %"):
             ring.Store(clock, thresholds=[0.250, 0.2501])
+
+
+def test_a_disconnect_counts_for_latency_but_not_for_availability(clock: FakeClock) -> None:
+    store = ring.Store(clock, thresholds=(0.25,))
+    t = clock.monotonic_ns()
+    store.record_ns(t, t + 400_000_000, ring.DISCONNECTED)  # the client gave up after 0.4 s
+    store.record_ns(t, t + 100_000_000, ring.GOOD)
+    store.consolidate()
+    life = store.read([(0.0, 1.0)]).lifetime
+    assert (life.total, life.bad, life.disconnected, life.timed, life.slow) == (1, 0, 1, 2, (1,))
+    assert sum(store.read([(0.0, 1.0)]).lifetime_histogram.values()) == life.timed

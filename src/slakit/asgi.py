@@ -20,6 +20,7 @@ request answers it ``503`` with ``Retry-After`` before the app runs. ``lifespan`
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -63,7 +64,16 @@ def starlette_route(scope: Scope) -> str | None:
     A route that matches the path but not the method (a 405) still names the template.
     """
     routes = getattr(scope.get("app"), "routes", None)
-    return None if routes is None else _match(routes, scope, "")
+    return None if routes is None else _match(_flatten(routes), scope, "")
+
+
+def _flatten(routes: Iterable[Any]) -> Iterable[Any]:
+    """Unfold FastAPI's included routers (0.137+) into routes with their full paths."""
+    fastapi = sys.modules.get("fastapi.routing")  # only if the app uses FastAPI
+    unfold = getattr(fastapi, "iter_route_contexts", None)
+    if unfold is None:
+        return routes
+    return [getattr(c, "starlette_route", None) or c for c in unfold(routes)]
 
 
 def _match(routes: Iterable[Any], scope: Scope, prefix: str) -> str | None:
