@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from slakit.exceptions import RejectedError
 from slakit.http import (
+    TEMPLATE_CACHE,
     UNMATCHED,
     Guards,
     Routing,
@@ -53,7 +54,6 @@ TenantResolver = Callable[[Scope], str | None]
 
 _FULL: Final = 2  # starlette.routing.Match.FULL, duck-typed so starlette stays optional
 _PARTIAL: Final = 1
-_CACHE: Final = 4_096  # raw paths whose template is remembered
 
 
 def starlette_route(scope: Scope) -> str | None:
@@ -164,7 +164,7 @@ class SLOMiddleware:
         found = self._templates.get(key)
         if found is None:
             found = self._resolve(scope) or UNMATCHED
-            if len(self._templates) >= _CACHE:
+            if len(self._templates) >= TEMPLATE_CACHE:
                 self._templates.clear()
             self._templates[key] = found
         return found

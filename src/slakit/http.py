@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 UNMATCHED: Final = "__unmatched__"
 """Route label of requests no route of the app matched (a 404): one series, not one per path."""
 
+TEMPLATE_CACHE: Final = 4_096
+"""Raw paths whose route template the middleware remembers (then the cache starts over)."""
+
 METHODS: Final = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )

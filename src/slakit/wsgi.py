@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from slakit.exceptions import RejectedError
 from slakit.http import (
+    TEMPLATE_CACHE,
     UNMATCHED,
     Guards,
     Routing,
@@ -138,14 +139,26 @@ class SLOMiddleware:
         self._priority = _header(priority_header)
         self._tenant = _header(tenant) if isinstance(tenant, str) else tenant
         self._skip = frozenset(skip_paths)
+        self._templates: dict[tuple[str, str], str] = {}
         self._now = self.routing.registry.clock.monotonic_ns
+
+    def template(self, environ: Environ) -> str:
+        """Return the route template of a request (``__unmatched__`` when none matches)."""
+        key = (environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", ""))
+        found = self._templates.get(key)
+        if found is None:
+            found = self._resolve(environ) or UNMATCHED
+            if len(self._templates) >= TEMPLATE_CACHE:
+                self._templates.clear()
+            self._templates[key] = found
+        return found
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Run one WSGI call."""
         if environ.get("PATH_INFO") in self._skip:
             return self.app(environ, start_response)
         method = method_label(environ.get("REQUEST_METHOD", "GET"))
-        template = self._resolve(environ) or UNMATCHED
+        template = self.template(environ)
         target = self.routing.target(method, template)
         if target is None:
             return self.app(environ, start_response)
