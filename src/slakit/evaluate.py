@@ -255,6 +255,11 @@ def _active_rules(previous: Snapshot | None) -> dict[str, frozenset[str]]:
     return {o.key: frozenset(c.rule for c in o.conditions if c.active) for o in previous.objectives}
 
 
+def counted(slo: SLO, o: Availability | Latency) -> Callable[[Counts], tuple[int, int]]:
+    """Return a function of counts giving ``(events, bad)`` for event objective ``o``."""
+    return _bad_of(o, {t: i for i, t in enumerate(slo.thresholds)}, slo.rejected_are_bad)
+
+
 def _bad_of(
     o: Availability | Latency, slow_index: Mapping[float, int], rejected_are_bad: bool
 ) -> Callable[[Counts], tuple[int, int]]:
