@@ -24,6 +24,7 @@ import asyncio
 import logging
 import statistics
 import time
+import tracemalloc
 from typing import Any
 
 import flask
@@ -44,6 +45,7 @@ from starlette_exporter import PrometheusMiddleware
 
 import slakit
 from slakit.asgi import SLOMiddleware
+from slakit.series import DEFAULT_CAP, Series
 from slakit.wsgi import SLOMiddleware as WSGIMiddleware
 
 SLO = slakit.SLO(
@@ -206,6 +208,20 @@ def table(title: str, medians: dict[str, float], bare: str) -> dict[str, float]:
     return overhead
 
 
+def series_memory() -> float:
+    """Bytes per labelled series, measured with tracemalloc at the default cap."""
+    tracemalloc.start()
+    table = Series(("route", "method", "tenant"), DEFAULT_CAP)
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(DEFAULT_CAP):
+        key = table.key(("/orders/{id}", "GET", f"customer-{i:05d}"))
+        for outcome in range(5):
+            table.add(key, outcome)
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return used / DEFAULT_CAP
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer rounds (under a minute)")
@@ -226,6 +242,11 @@ def main() -> None:
         wsgi_us(app, 500)
     wover = table("WSGI, in-process", rounds(wsgi, wsgi_us, requests, repeat), "bare Flask")
 
+    per_series = series_memory()
+    print(
+        f"\nlabelled series: {per_series:.0f} B each, "
+        f"{per_series * DEFAULT_CAP / 2**20:.2f} MiB per SLO at the cap of {DEFAULT_CAP}"
+    )
     ours = over.pop("slakit SLOMiddleware")
     best_name, best = min(over.items(), key=lambda kv: kv[1])
     print(f"\nbest peer: {best_name} (+{best:.2f} µs)")

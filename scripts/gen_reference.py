@@ -33,6 +33,7 @@ import slakit.series
 import slakit.spec
 import slakit.testing
 import slakit.typing
+import slakit.web
 import slakit.wsgi
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
@@ -69,6 +70,7 @@ SECTIONS = {
         slakit.typing.Admission,
         slakit.series.Series,
     ],
+    "Status page (`slakit.web`)": [slakit.web.StatusPage, slakit.web.serve],
     "Store (`slakit.ring`)": [slakit.ring.Store, slakit.ring.Counts, slakit.ring.View],
     "Engine (`slakit.engine`)": [slakit.Engine, slakit.Registry, slakit.default_registry],
     "Snapshots (`slakit.evaluate`)": [

@@ -7,9 +7,15 @@ type-check and mypy (strict: warn_unused_ignores) would fail on an unused ignore
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from typing import Any
 
 import slakit
+import slakit.asgi
+import slakit.remediate
+import slakit.typing
+import slakit.web
+import slakit.wsgi
 
 checkout = slakit.SLO("checkout", objectives=[slakit.Availability("99.9%")])
 tracker = slakit.track(checkout)
@@ -56,3 +62,18 @@ snapshot: slakit.Snapshot | None = engine.snapshot("checkout")
 left: float = checkout.budget_remaining()
 config = slakit.loads("slos: []")
 slos: tuple[slakit.SLO, ...] = config.slos
+
+
+async def asgi_app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+    return None
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    return [b""]
+
+
+breaker = slakit.remediate.CircuitBreaker(name="payments")
+guard: slakit.typing.Admission = breaker  # breakers, shedders and limiters admit requests
+asgi = slakit.asgi.SLOMiddleware(asgi_app, checkout, guards={"checkout": [breaker]})
+wsgi = slakit.wsgi.SLOMiddleware(wsgi_app, routes={"POST /pay": checkout}, tenant="x-tenant")
+page = slakit.web.StatusPage(engine, breakers=[breaker])
