@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import tracemalloc
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from starlette.routing import Route
 import slakit
 from slakit.asgi import SLOMiddleware
 from slakit.wsgi import SLOMiddleware as WSGIMiddleware
+from tests.django_app import application as django_application
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -113,22 +115,33 @@ def test_asgi_a_million_distinct_paths(clock: FakeClock, registry: slakit.Regist
     assert table.counts() == {("/items/{id}", "GET"): (total, 0, 0, 0, 0)}
 
 
-@pytest.mark.parametrize("framework", ["flask"])
-def test_wsgi_a_hundred_thousand_distinct_paths(
-    framework: str, clock: FakeClock, registry: slakit.Registry
-) -> None:
+def flask_items() -> tuple[Any, str]:
     app = flask.Flask("memory")
 
     @app.get("/items/<int:item_id>")
     def item(item_id: int) -> str:
         return "ok"
 
-    wsgi = WSGIMiddleware(app.wsgi_app, slo=SLO, registry=registry)
+    return app.wsgi_app, "/items/<int:item_id>"
+
+
+def django_orders() -> tuple[Any, str]:
+    return django_application(), "/orders/<int:pk>/"
+
+
+@pytest.mark.parametrize("make", [flask_items, django_orders], ids=["flask", "django"])
+def test_wsgi_a_hundred_thousand_distinct_paths(
+    make: Callable[[], tuple[Any, str]], clock: FakeClock, registry: slakit.Registry
+) -> None:
+    inner, template = make()
+    wsgi = WSGIMiddleware(inner, slo=SLO, registry=registry)
     base = {"REQUEST_METHOD": "GET", "SERVER_NAME": "localhost", "SERVER_PORT": "80"}
-    base |= {"wsgi.url_scheme": "http", "SCRIPT_NAME": ""}
+    base |= {"wsgi.url_scheme": "http", "SCRIPT_NAME": "", "wsgi.input": io.BytesIO()}
+    prefix = template.split("<")[0]
 
     def one(i: int) -> None:
-        body = wsgi({**base, "PATH_INFO": f"/items/{i}"}, lambda s, h, e=None: None)
+        path = f"{prefix}{i}/" if template.endswith("/") else f"{prefix}{i}"
+        body = wsgi({**base, "PATH_INFO": path}, lambda s, h, e=None: None)
         for _ in body:
             pass
         body.close()  # type: ignore[attr-defined]
@@ -137,4 +150,4 @@ def test_wsgi_a_hundred_thousand_distinct_paths(
     assert_flat(flat(one, total, clock, registry))
     table = registry.series_of(SLO.name)
     assert table is not None
-    assert table.counts() == {("/items/<int:item_id>", "GET"): (total, 0, 0, 0, 0)}
+    assert table.counts() == {(template, "GET"): (total, 0, 0, 0, 0)}

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import django
 import flask
 import pytest
-from django.conf import settings
-from django.core.wsgi import get_wsgi_application
-from django.http import HttpResponse, StreamingHttpResponse
-from django.urls import path
 from werkzeug.test import Client as WerkzeugClient
 
 import slakit
 from slakit.remediate import CircuitBreaker
 from slakit.wsgi import SLOMiddleware, django_route
+from tests.django_app import application as django_application
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from django.http import HttpRequest
 
     from slakit.testing import FakeClock
 
@@ -185,44 +179,9 @@ def test_tenant_header_under_the_cap(clock: FakeClock, registry: slakit.Registry
 # -- Django ---------------------------------------------------------------------------
 
 
-def order_view(request: HttpRequest, pk: int) -> HttpResponse:
-    return HttpResponse(f"order {pk}")
-
-
-def fail_view(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("down", status=502)
-
-
-def boom_view(request: HttpRequest) -> HttpResponse:
-    raise Boom
-
-
-def stream_view(request: HttpRequest) -> StreamingHttpResponse:
-    return StreamingHttpResponse(iter([b"a", b"b"]))
-
-
-urlpatterns = [
-    path("orders/<int:pk>/", order_view),
-    path("fail/", fail_view),
-    path("boom/", boom_view),
-    path("stream/", stream_view),
-]
-
-
 @pytest.fixture(scope="module")
 def django_app() -> Any:
-    if not settings.configured:
-        settings.configure(
-            ROOT_URLCONF=__name__,
-            ALLOWED_HOSTS=["localhost"],
-            DEBUG=False,
-            SECRET_KEY="test only",
-            MIDDLEWARE=[],
-            INSTALLED_APPS=[],
-            LOGGING_CONFIG=None,
-        )
-        django.setup()
-    return get_wsgi_application()
+    return django_application()
 
 
 def test_django_routes_count_under_their_pattern(

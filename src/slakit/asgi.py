@@ -31,11 +31,12 @@ from slakit.http import (
     Guards,
     Routing,
     StatusPredicate,
+    Target,
     method_label,
     retry_after,
     server_errors,
 )
-from slakit.ring import BAD, DISCONNECTED, REJECTED
+from slakit.ring import BAD, DISCONNECTED, GOOD, REJECTED
 from slakit.series import DEFAULT_CAP
 
 if TYPE_CHECKING:
@@ -154,36 +155,40 @@ class SLOMiddleware:
         self._priority = header_tenant(priority_header)
         self._tenant = header_tenant(tenant) if isinstance(tenant, str) else tenant
         self._skip = frozenset(skip_paths)
-        self._templates: dict[tuple[str, str], str] = {}
+        self._hits: dict[tuple[str, str, str], tuple[Target, tuple[str, ...]] | None] = {}
         self._now = self.routing.registry.clock.monotonic_ns
 
-    def template(self, scope: Scope) -> str:
-        """Return the route template of a request (``__unmatched__`` when none matches)."""
-        path = scope.get("path", "")
-        key = (scope.get("root_path", ""), path)
-        found = self._templates.get(key)
-        if found is None:
-            found = self._resolve(scope) or UNMATCHED
-            if len(self._templates) >= TEMPLATE_CACHE:
-                self._templates.clear()
-            self._templates[key] = found
-        return found
+    def _lookup(self, scope: Scope) -> tuple[Target, tuple[str, ...]] | None:
+        """Resolve a request's target and series labels (cached per method and raw path)."""
+        method = method_label(scope["method"])
+        template = self._resolve(scope) or UNMATCHED
+        target = self.routing.target(method, template)
+        if target is None:
+            return None
+        labels = (template, method)
+        return target, labels if self._tenant is not None else target.series.key(labels)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: C901, PLR0915 - one request's whole life, kept in one frame for speed
         """Run one ASGI call."""
-        if scope["type"] != "http" or scope.get("path") in self._skip:
+        if scope["type"] != "http" or scope["path"] in self._skip:
             await self.app(scope, receive, send)
             return
-        method = method_label(scope["method"])
-        routing = self.routing
-        template = self.template(scope)
-        target = routing.target(method, template)
-        if target is None:
+        where = (scope["method"], scope.get("root_path", ""), scope["path"])
+        try:
+            hit = self._hits[where]
+        except KeyError:
+            hit = self._lookup(scope)
+            if len(self._hits) >= TEMPLATE_CACHE:
+                self._hits.clear()
+            self._hits[where] = hit
+        if hit is None:
             await self.app(scope, receive, send)
             return
+        target, key = hit
         tenant = self._tenant
-        labels = (template, method) if tenant is None else (template, method, tenant(scope) or "")
-        key = target.series.key(labels)
+        if tenant is not None:
+            key = target.series.key((*key, tenant(scope) or ""))
+        record, count = target.record, target.series.add
         now = self._now
         t0 = now()
         tickets = None
@@ -191,11 +196,11 @@ class SLOMiddleware:
             try:
                 tickets = target.admit(self._priority(scope))
             except RejectedError as exc:
-                target.record(t0, t0, REJECTED)
-                target.series.add(key, REJECTED)
+                record(t0, t0, REJECTED)
+                count(key, REJECTED)
                 await _unavailable(send, exc)
                 return
-
+        bad_status = self.routing.bad_status
         status = 0
         done = False
         left = False
@@ -220,9 +225,15 @@ class SLOMiddleware:
                 except OSError:  # the client is gone
                     left = True
                     raise
-                if not done:
+                if not done:  # the last byte is out: the request is over
                     done = True
-                    target.end(key, t0, now(), routing.outcome(status), tickets)
+                    t1 = now()
+                    outcome = BAD if bad_status(status) else GOOD
+                    if tickets is None:
+                        record(t0, t1, outcome)
+                        count(key, outcome)
+                    else:
+                        target.end(key, t0, t1, outcome, tickets)
                 return
             try:
                 await send(message)
@@ -239,7 +250,7 @@ class SLOMiddleware:
                 target.end(key, t0, now(), DISCONNECTED if gone else BAD, tickets)
             raise
         if not done:  # the app returned without finishing its answer
-            outcome = DISCONNECTED if left else routing.outcome(status) if status else BAD
+            outcome = DISCONNECTED if left else (BAD if not status or bad_status(status) else GOOD)
             target.end(key, t0, now(), outcome, tickets)
 
 
