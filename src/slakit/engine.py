@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from types import TracebackType
 
-    from slakit.typing import Subscriber
+    from slakit.typing import Publisher, Subscriber
 
 _log = logging.getLogger("slakit.engine")
 
@@ -157,6 +157,8 @@ class Engine:
         self._workers: list[Worker] = []
         self._subscribers: list[tuple[Subscriber, Worker]] = []
         self._listeners: list[Callable[[Event], Any]] = []
+        self._publishers: list[Publisher] = []
+        self.publish_errors = 0
         self._vlock = threading.Lock()  # violations: written by the tick and by hook workers
         self._open: dict[tuple[str, str, str], Violation] = {}
         self._closed: deque[Violation] = deque(maxlen=1_000)
@@ -333,7 +335,18 @@ class Engine:
                 out[slo.name] = snap
                 events.extend(self._diff(slo, previous, snap))
             self._emit(events)
+            for publisher in list(self._publishers):
+                try:
+                    publisher.publish(out)
+                except Exception:  # an exporter's fault must not stop evaluation
+                    self.publish_errors += 1
+                    _log.exception("slakit: publisher %r failed", publisher)
         return out
+
+    def add_publisher(self, publisher: Publisher) -> None:
+        """Hand every tick's snapshots to ``publisher`` (exporters that push, not pull)."""
+        with self._lock:
+            self._publishers.append(publisher)
 
     def _sample(self, slo: SLO) -> dict[str, float | None]:
         values: dict[str, float | None] = {}

@@ -11,6 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from slakit.evaluate import Snapshot
     from slakit.events import Event
 
 
@@ -60,6 +63,15 @@ class Admission(Protocol):
 
     def finish_request(self, ticket: object, success: bool | None, duration_ns: int) -> None:
         """Report how an admitted request ended; ``None``: not judged (client left)."""
+        ...
+
+
+@runtime_checkable
+class Publisher(Protocol):
+    """Receives every SLO's new snapshot after each engine tick, on the engine's thread."""
+
+    def publish(self, snapshots: Mapping[str, Snapshot]) -> None:
+        """Publish one tick's snapshots by SLO name; keep it short (it delays the tick)."""
         ...
 
 

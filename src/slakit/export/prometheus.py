@@ -82,12 +82,13 @@ class SLOCollector:
         """Yield every family for one scrape."""
         registry = self.engine.registry
         snaps = [s for slo in registry.slos() if (s := registry.latest(slo.name)) is not None]
-        yield from self._raw(snaps)
+        yield from self.raw(snaps)
         yield from self._derived(snaps)
-        yield from self._series(snaps)
+        yield from self.series(snaps)
         yield from self._hooks()
 
-    def _raw(self, snaps: list[Snapshot]) -> Iterator[Metric]:
+    def raw(self, snaps: list[Snapshot]) -> Iterator[Metric]:
+        """Yield the raw counters and the latency histogram (what fleet rules sum)."""
         requests = CounterMetricFamily(
             "slakit_requests", "Calls that ran, by SLO (rejected ones are apart).", labels=["slo"]
         )
@@ -158,7 +159,8 @@ class SLOCollector:
             status.add_metric([snap.slo], {s.value: snap.status is s for s in Status})
         yield from (sli, burn, budget, target, status)
 
-    def _series(self, snaps: list[Snapshot]) -> Iterator[Metric]:
+    def series(self, snaps: list[Snapshot]) -> Iterator[Metric]:
+        """Yield the middleware's per-route, per-method (per-tenant) counters."""
         family = CounterMetricFamily(
             "slakit_series_requests",
             "Requests by SLO, route, method, tenant and outcome (capped; see slakit.series).",
