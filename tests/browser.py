@@ -49,12 +49,17 @@ class Browser:
         self._ws: Any = None
 
     def __enter__(self) -> Self:
-        port = self._devtools_port()
-        pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list").read())
-        page = next(p for p in pages if p["type"] == "page")
-        self._ws = self._stack.enter_context(connect(page["webSocketDebuggerUrl"], max_size=2**26))
-        self.call("Page.enable")
-        self.call("Runtime.enable")
+        try:
+            port = self._devtools_port()
+            listing = urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list").read()
+            page = next(p for p in json.loads(listing) if p["type"] == "page")
+            url = page["webSocketDebuggerUrl"]
+            self._ws = self._stack.enter_context(connect(url, max_size=2**26))
+            self.call("Page.enable")
+            self.call("Runtime.enable")
+        except BaseException:
+            self.__exit__()  # never leave a browser behind
+            raise
         return self
 
     def _devtools_port(self) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import attrs
 import prometheus_client
@@ -12,8 +14,13 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
 from prometheus_client.parser import text_string_to_metric_families
 
 import slakit
@@ -274,6 +281,60 @@ class TestOpenTelemetry:
             points[("slakit.burn_rate", (*avail, ("window", "5m")))]
         )
         assert snap.status.rank == points[("slakit.status", (("slo", "checkout"),))]
+
+    def test_otlp_http_exporter_carries_them_to_a_receiver(self, exported):
+        """The SDK's OTLP/HTTP exporter posts protobuf to a receiver on 127.0.0.1 we decode."""
+        engine, _, _ = exported
+        received: list[ExportMetricsServiceRequest] = []
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                assert self.path == "/v1/metrics"
+                assert self.headers["Content-Type"] == "application/x-protobuf"
+                request = ExportMetricsServiceRequest()
+                request.ParseFromString(body)
+                received.append(request)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+                self.wfile.write(ExportMetricsServiceResponse().SerializeToString())
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            exporter = OTLPMetricExporter(
+                endpoint=f"http://127.0.0.1:{server.server_address[1]}/v1/metrics"
+            )
+            reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+            provider = MeterProvider(metric_readers=[reader])
+            keep = instrument(engine, provider.get_meter("test"))
+            assert provider.force_flush(10_000)
+            provider.shutdown()
+        finally:
+            server.shutdown()
+            server.server_close()
+
+        assert keep.instruments
+        points = {
+            (m.name, tuple(sorted((a.key, a.value.string_value) for a in p.attributes))): p
+            for r in received
+            for rm in r.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            for p in (*m.sum.data_points, *m.gauge.data_points)
+        }
+        snap = engine.snapshot("checkout")
+        assert points[("slakit.requests", (("slo", "checkout"),))].as_int == 1_000
+        assert points[("slakit.errors", (("slo", "checkout"),))].as_int == 10
+        avail = (("objective", "availability"), ("slo", "checkout"))
+        assert points[("slakit.sli", avail)].as_double == pytest.approx(
+            snap.objective("availability").actual
+        )
 
 
 class TestDashboard:
