@@ -22,6 +22,7 @@ import slakit.engine
 import slakit.evaluate
 import slakit.events
 import slakit.export.grafana
+import slakit.export.multiprocess
 import slakit.export.openslo
 import slakit.export.otel
 import slakit.export.prometheus
@@ -68,6 +69,7 @@ SECTIONS = {
         slakit.wsgi.flask_route,
         slakit.wsgi.django_route,
         slakit.typing.Admission,
+        slakit.typing.Publisher,
         slakit.series.Series,
     ],
     "Status page (`slakit.web`)": [slakit.web.StatusPage, slakit.web.serve],
@@ -120,6 +122,8 @@ SECTIONS = {
     "Export (`slakit.export`)": [
         slakit.export.prometheus.register,
         slakit.export.prometheus.SLOCollector,
+        slakit.export.multiprocess.publish,
+        slakit.export.multiprocess.MultiProcessPublisher,
         slakit.export.rules.rule_groups,
         slakit.export.rules.rule_tests,
         slakit.export.grafana.dashboard,
