@@ -41,7 +41,7 @@ from slakit.spec import SLO, Percentile, Status, Threshold, Uptime, Window, to_w
 from slakit.typing import Hook
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
     from slakit.typing import Publisher, Subscriber
@@ -301,7 +301,10 @@ class Engine:
             listeners = list(self._listeners)
         for event in events:
             for listener in listeners:
-                listener(event)
+                try:
+                    listener(event)
+                except Exception:  # a listener's fault must not stop evaluation
+                    _log.exception("slakit: listener %r failed", listener)
             for w in subscribers:
                 w.put(event)
             self._enforcer.handle(event)
@@ -342,6 +345,21 @@ class Engine:
                     self.publish_errors += 1
                     _log.exception("slakit: publisher %r failed", publisher)
         return out
+
+    def listen(self, listener: Callable[[Event], Any]) -> None:
+        """
+        Call ``listener(event)`` on the tick thread as each event is emitted, in order.
+
+        For quick, non-blocking consumers that must not miss an event (the history's
+        ledger, tests); anything slow belongs in :meth:`subscribe`.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[Event], Any]) -> None:
+        """Stop calling ``listener``."""
+        with self._lock:
+            self._listeners.remove(listener)
 
     def add_publisher(self, publisher: Publisher) -> None:
         """Hand every tick's snapshots to ``publisher`` (exporters that push, not pull)."""
@@ -433,6 +451,12 @@ class Engine:
             if include_resolved:
                 out = list(self._closed) + out
         return out
+
+    def restore_violations(self, violations: Iterable[Violation]) -> None:
+        """Reopen violations that were open before a restart (no event is emitted)."""
+        with self._vlock:
+            for v in violations:
+                self._open.setdefault((v.slo, v.objective, v.rule), v)
 
     def acknowledge(self, violation_id: str, by: str | None = None) -> Violation:
         """

@@ -30,9 +30,12 @@ Alignment
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import threading
 import weakref
+import zlib
 from array import array
 from collections import deque
 from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
@@ -629,6 +632,78 @@ class Store:
             if (end - start) / hl.res + 2 <= hl.size and int(start // hl.res) >= hl.floor:
                 return hl
         return self._hists[-1]
+
+    # -- snapshots (restart recovery) ------------------------------------------------------
+
+    def dump(self) -> bytes:
+        """
+        Serialise the rings (counts and histograms, every resolution) for a restore.
+
+        Open slots and lifetime totals are not kept: what a writer holds open is at most
+        a second old, and lifetime counters restart with the process, as Prometheus
+        expects of counters.
+        """
+        with self._lock:
+            state = {
+                "format": 1,
+                "thresholds": list(self._thresholds_ns),
+                "counts": [
+                    {
+                        "res": lvl.res,
+                        "size": lvl.size,
+                        "head": lvl.head,
+                        "base": lvl.base,
+                        "cum": base64.b64encode(zlib.compress(lvl.cum.tobytes())).decode(),
+                    }
+                    for lvl in self._levels
+                ],
+                "hists": [
+                    {
+                        "res": hl.res,
+                        "size": hl.size,
+                        "head": hl.head,
+                        "slots": {str(ep): list(h.items()) for ep, h in hl.slots.items()},
+                    }
+                    for hl in self._hists
+                ],
+            }
+        return zlib.compress(json.dumps(state, separators=(",", ":")).encode())
+
+    def load(self, data: bytes) -> bool:
+        """
+        Restore rings saved by :meth:`dump` into this (fresh) store.
+
+        Returns ``False``, restoring nothing, when the snapshot was taken with other
+        thresholds or ring sizes (the SLO changed). Restore before recording starts:
+        data already consolidated here is replaced.
+        """
+        state = json.loads(zlib.decompress(data))
+        same = (
+            state.get("format") == 1
+            and tuple(state["thresholds"]) == self._thresholds_ns
+            and [(c["res"], c["size"]) for c in state["counts"]]
+            == [(lvl.res, lvl.size) for lvl in self._levels]
+            and [(h["res"], h["size"]) for h in state["hists"]]
+            == [(hl.res, hl.size) for hl in self._hists]
+        )
+        if not same:
+            return False
+        with self._lock:
+            for lvl, saved in zip(self._levels, state["counts"], strict=True):
+                now_head = lvl.head
+                lvl.cum = array("q")
+                lvl.cum.frombytes(zlib.decompress(base64.b64decode(saved["cum"])))
+                lvl.head = saved["head"]
+                lvl.floor = lvl.head - lvl.size + 1
+                lvl.base = list(saved["base"])
+                lvl.advance(now_head)
+            for hl, saved in zip(self._hists, state["hists"], strict=True):
+                now_head = hl.head
+                hl.head = saved["head"]
+                hl.floor = hl.head - hl.size + 1
+                hl.slots = {int(ep): dict(items) for ep, items in saved["slots"].items()}
+                hl.advance(now_head)
+        return True
 
     def memory(self) -> int:
         """Approximate bytes held by the store's rings (for benchmarks and docs)."""

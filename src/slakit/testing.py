@@ -75,8 +75,8 @@ def capture_events(engine: Engine) -> Iterator[list[Event]]:
     ``engine.evaluate_now()`` the list is complete without waiting for hook workers.
     """
     events: list[Event] = []
-    engine._listeners.append(events.append)
+    engine.listen(events.append)
     try:
         yield events
     finally:
-        engine._listeners.remove(events.append)
+        engine.unlisten(events.append)
