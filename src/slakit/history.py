@@ -217,7 +217,11 @@ class History:
     # -- leases and ring slots ------------------------------------------------------------
 
     def _claim_slot(self) -> int:
-        """Take the lowest ring slot whose lease is free or expired; renew it on each flush."""
+        """
+        Take the lowest ring slot whose lease is free, expired or held by a dead process.
+
+        The lease is renewed at each flush.
+        """
         conn = self._connect()
         now = self.clock.time()
         with _transaction(conn):
@@ -226,7 +230,7 @@ class History:
                 name = f"ring-slot-{slot}"
                 row = conn.execute("SELECT holder, expires FROM leases WHERE name = ?", (name,))
                 found = row.fetchone()
-                if found is None or found[1] < now or found[0] == self.worker:
+                if found is None or found[1] < now or not _alive(found[0], self.worker):
                     conn.execute(
                         "INSERT OR REPLACE INTO leases VALUES (?, ?, ?)",
                         (name, self.worker, now + self.lease),
@@ -247,7 +251,7 @@ class History:
             found = conn.execute(
                 "SELECT holder, expires FROM leases WHERE name = ?", (name,)
             ).fetchone()
-            if found is not None and found[0] != self.worker and found[1] >= now:
+            if found is not None and found[1] >= now and _alive(found[0], self.worker):
                 return False
             conn.execute(
                 "INSERT OR REPLACE INTO leases VALUES (?, ?, ?)",
@@ -561,6 +565,22 @@ def _action(r: Sequence[Any]) -> Any:
     from slakit.events import Action  # noqa: PLC0415
 
     return Action(time=r[0], hook=r[1], result=r[2], attempt=r[3])
+
+
+def _alive(holder: str, me: str) -> bool:
+    """Whether a lease holder other than ``me`` may still be running (``host:pid``)."""
+    if holder == me:
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine: trust the lease's expiry
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False  # it died (a crash, SIGKILL): its lease is free now
+    except PermissionError:
+        return True
+    return True
 
 
 def _selects(selector: str, v: Violation) -> bool:
