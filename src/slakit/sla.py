@@ -1,0 +1,106 @@
+"""
+SLA contracts: weighted objectives, a compliance score, credits and penalties.
+
+A contract is the promise with money attached: which objectives of an SLO it covers
+and how much each weighs, the credit schedule (``availability below 99.9 % → 10 %``)
+and optionally a penalty formula checked by :mod:`slakit.formula`::
+
+    Contract(
+        name="acme-gold", customer="ACME", slo="checkout",
+        weights={"availability": 0.7, "latency-250ms": 0.3},
+        credits=[Credit(below=0.999, percent=10), Credit(below=0.99, percent=25)],
+        penalty="10 * (target - actual) * monthly_fee", monthly_fee=5_000,
+    )
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import attrs
+
+from slakit.formula import Formula
+
+PENALTY_VARIABLES: Final = frozenset({"target", "actual", "monthly_fee", "credit_percent"})
+"""What a penalty formula may use: the covered availability target and actual (ratios),
+the monthly fee and the credit percent the schedule gives."""
+
+
+@attrs.frozen
+class Credit:
+    """One step of a credit schedule: compliance below ``below`` earns ``percent``."""
+
+    below: float = attrs.field(validator=[attrs.validators.gt(0), attrs.validators.le(1)])
+    percent: float = attrs.field(validator=[attrs.validators.ge(0), attrs.validators.le(100)])
+
+
+def _credits(value: Sequence[Credit]) -> tuple[Credit, ...]:
+    return tuple(sorted(value, key=lambda c: c.below, reverse=True))
+
+
+def _weights(value: Mapping[str, float]) -> Mapping[str, float]:
+    weights = dict(value)
+    if not weights or any(w <= 0 for w in weights.values()):
+        raise ValueError("weights: give each covered objective a weight > 0")
+    return weights
+
+
+def _penalty(value: str | Formula | None) -> Formula | None:
+    if value is None or isinstance(value, Formula):
+        return value
+    return Formula.parse(value, PENALTY_VARIABLES)
+
+
+@attrs.frozen
+class Contract:
+    """
+    An SLA contract over one SLO's objectives.
+
+    Args:
+        name: the contract's name.
+        customer: who it is with.
+        slo: the name of the SLO it covers.
+        weights: covered objectives (by key) and their weights (normalised to 1).
+        credits: the credit schedule on the first covered availability objective.
+        penalty: a formula over :data:`PENALTY_VARIABLES`, checked when the contract is made.
+        monthly_fee: the fee penalties and credits are computed on.
+
+    """
+
+    name: str
+    customer: str
+    slo: str
+    weights: Mapping[str, float] = attrs.field(converter=_weights)
+    credits: tuple[Credit, ...] = attrs.field(default=(), converter=_credits)
+    penalty: Formula | None = attrs.field(default=None, converter=_penalty)
+    monthly_fee: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+
+    def compliance_score(self, met: Mapping[str, bool]) -> float:
+        """Σ weight of the met objectives × 100, weights normalised (0 … 100)."""
+        total = sum(self.weights.values())
+        return 100.0 * sum(w for key, w in self.weights.items() if met.get(key, False)) / total
+
+    def credit_percent(self, actual: float) -> float:
+        """Credit earned when the covered availability was ``actual`` (a ratio)."""
+        earned = 0.0
+        for step in self.credits:
+            if actual < step.below:
+                earned = max(earned, step.percent)
+        return earned
+
+    def owed(self, target: float, actual: float) -> float:
+        """Money owed for a period: the credit on the fee, plus the penalty formula."""
+        percent = self.credit_percent(actual)
+        amount = self.monthly_fee * percent / 100
+        if self.penalty is not None:
+            amount += max(
+                0.0,
+                self.penalty(
+                    target=target,
+                    actual=actual,
+                    monthly_fee=self.monthly_fee,
+                    credit_percent=percent,
+                ),
+            )
+        return amount
