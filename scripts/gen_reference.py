@@ -27,10 +27,14 @@ import slakit.export.openslo
 import slakit.export.otel
 import slakit.export.prometheus
 import slakit.export.rules
+import slakit.formula
+import slakit.history
 import slakit.remediate
 import slakit.remediate.build
+import slakit.report
 import slakit.ring
 import slakit.series
+import slakit.sla
 import slakit.spec
 import slakit.testing
 import slakit.typing
@@ -131,6 +135,20 @@ SECTIONS = {
         slakit.export.openslo.import_documents,
         slakit.export.otel.instrument,
         slakit.export.otel.OTelInstruments,
+    ],
+    "History and SLAs (`slakit.history`, `slakit.sla`, `slakit.report`)": [
+        slakit.history.History,
+        slakit.history.Measurement,
+        slakit.sla.Contract,
+        slakit.sla.Credit,
+        slakit.formula.Formula,
+        slakit.formula.FormulaError,
+        slakit.report.build,
+        slakit.report.period_bounds,
+        slakit.report.Report,
+        slakit.report.to_markdown,
+        slakit.report.to_html,
+        slakit.report.to_json,
     ],
     "Errors (`slakit.exceptions`)": [slakit.ConfigError, slakit.SlakitError],
     "Testing (`slakit.testing`)": [slakit.testing.FakeClock, slakit.testing.capture_events],

@@ -3,7 +3,8 @@ The ``slakit`` command line.
 
 ``slakit validate FILE`` checks a configuration and prints every error with its path.
 ``slakit rules FILE [-o OUT] [--tests TESTS]`` writes Prometheus recording and alerting
-rules (and promtool unit tests) for its SLOs.
+rules (and promtool unit tests) for its SLOs; ``slakit dashboard FILE`` a Grafana
+dashboard. ``slakit demo [--duration S]`` runs the whole loop on a simulated shop.
 
 Exit codes: 0 success, 1 invalid input, 2 usage error.
 """
@@ -37,7 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     board = sub.add_parser("dashboard", help="write a Grafana dashboard for the SLOs of a file")
     board.add_argument("path", help="a .yaml, .toml or .json file")
     board.add_argument("-o", "--output", help="JSON file to write (default: stdout)")
+    demo = sub.add_parser("demo", help="run the whole loop on a simulated shop (about a minute)")
+    demo.add_argument("--duration", type=float, default=60.0, help="real seconds (default 60)")
+    demo.add_argument("--db", help="SQLite history to write (default: a temporary directory)")
+    demo.add_argument("--report", help="report file to write (.md; .html and .json beside it)")
+    demo.add_argument("--format", choices=["text", "json"], default="text")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        from slakit.demo import run  # noqa: PLC0415 - only this command needs it
+
+        return run(args.duration, args.db, args.report, args.format)
     if args.command == "rules":
         return _rules(args.path, args.output, args.tests)
     if args.command == "dashboard":
@@ -56,10 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = ", ".join(s.name for s in cfg.slos)
         print(f"{args.path}: ok ({len(cfg.slos)} SLOs: {names})")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
 
 
 def _load(path: str) -> Config | None:
@@ -106,3 +112,7 @@ def _rules(path: str, output: str | None, tests: str | None) -> int:
         data = rule_tests(cfg.slos, rules_file, cfg.service)
         Path(tests).write_text(header + yaml.safe_dump(data, sort_keys=False, width=200))
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

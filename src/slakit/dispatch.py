@@ -102,9 +102,14 @@ class Worker:
                 result = "ok"
             if generation != self._generation:
                 return  # abandoned while it hung: reported already, a new thread owns the queue
-            self._busy = None
             if self.report is not None:
                 self.report(job, result)
+            self._busy = None  # after the report: idle means the job's effects are visible
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing running (a snapshot: it may change at once)."""
+        return self._busy is None and self._queue.empty()
 
     def check(self) -> None:
         """Abandon a job that has run past its timeout; later jobs go to a new thread."""

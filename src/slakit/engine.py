@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import uuid
 import weakref
 from collections import deque
@@ -360,6 +361,25 @@ class Engine:
         """Stop calling ``listener``."""
         with self._lock:
             self._listeners.remove(listener)
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """
+        Wait until every hook and subscriber has handled what it was given (or timeout).
+
+        For scripts and demos that drive the engine with :meth:`evaluate_now` and want a
+        tick's actions done before the next. Returns ``False`` on timeout.
+        """
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        calm = 0
+        while calm < 2:  # idle twice in a row: no job was between get() and start
+            with self._lock:
+                workers = [*self._workers, *self._enforcer.workers()]
+            calm = calm + 1 if all(w.idle for w in workers) else 0
+            if time.monotonic() > deadline:
+                return False
+            pause.wait(0.001)
+        return True
 
     def add_publisher(self, publisher: Publisher) -> None:
         """Hand every tick's snapshots to ``publisher`` (exporters that push, not pull)."""

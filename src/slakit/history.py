@@ -370,6 +370,22 @@ class History:
             if isinstance(event, ViolationAcknowledged):
                 self.audit("acknowledge", v.id, {"by": v.acknowledged_by})
 
+    def backfill(self, slo: str, objective: str, rows: Iterable[tuple[int, int, int]]) -> int:
+        """
+        Write past measurements, ``(minute, events, bad)`` each, for an SLO's objective.
+
+        For imports from another system, and simulations; rows already present for the
+        same minute and worker are replaced. Returns the rows written.
+        """
+        conn = self._connect()
+        worker = f"slot-{self.slot if self.slot is not None else 0}"
+        data = [(slo, objective, m, worker, e, b, None, None, "") for m, e, b in rows]
+        with _transaction(conn):
+            conn.executemany(
+                "INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", data
+            )
+        return len(data)
+
     def acknowledge(self, selector: str, by: str | None = None) -> None:
         """
         Acknowledge from anywhere: a violation id, or ``slo[/objective[/rule]]``.
