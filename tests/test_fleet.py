@@ -19,12 +19,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-import httpx
 import pytest
 import yaml
 
@@ -57,6 +57,16 @@ def wait_until(what: str, check: Callable[[], Any], watchdog: float = WATCHDOG) 
 def get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.loads(r.read())
+
+
+def fetch(url: str) -> tuple[int, str]:
+    """GET on a new connection: the status and the body, whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode()
 
 
 class Prometheus:
@@ -131,8 +141,8 @@ def app_url(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
     def up() -> bool:
         try:
-            return httpx.get(f"{url}/metrics/", timeout=2).status_code == 200  # not recorded
-        except httpx.HTTPError:
+            return fetch(f"{url}/metrics/")[0] == 200  # not recorded
+        except OSError:
             assert proc.poll() is None, "the app exited"
             return False
 
@@ -160,7 +170,7 @@ class Traffic:
         while not self._stop.is_set():
             n += 1
             path = "/fail" if (n % 100) < self.fail_share * 100 else "/ok"
-            status = httpx.get(self.url + path, timeout=10).status_code
+            status, _ = fetch(self.url + path)
             with self._lock:
                 self.sent[status] = self.sent.get(status, 0) + 1
 
@@ -214,7 +224,7 @@ def test_prometheus_evaluates_the_fleet_like_the_engine(
 
         wait_until("Prometheus to hold every request", settled)
         assert prom.value('sum(slakit_errors_total{slo="api"})') == failed
-        metrics = httpx.get(f"{url}/metrics/").text
+        metrics = fetch(f"{url}/metrics/")[1]
         assert f'slakit_requests_total{{slo="api"}} {float(total)}' in metrics
 
         exact = failed / total

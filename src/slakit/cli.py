@@ -5,8 +5,12 @@ The ``slakit`` command line.
 ``slakit rules FILE [-o OUT] [--tests TESTS]`` writes Prometheus recording and alerting
 rules (and promtool unit tests) for its SLOs; ``slakit dashboard FILE`` a Grafana
 dashboard. ``slakit demo [--duration S]`` runs the whole loop on a simulated shop.
+``slakit report FILE --db DB`` writes an SLA report from a service's history;
+``slakit status`` and ``slakit gate --min-budget 0.25`` read budgets from the history
+or a running service's ``/slo.json``; ``slakit ack SELECTOR --db DB`` acknowledges.
 
-Exit codes: 0 success, 1 invalid input, 2 usage error.
+Exit codes: 0 success, 1 invalid input (or, for ``gate``, a budget below the bar),
+2 usage error, 3 a report with an objective not met.
 """
 
 from __future__ import annotations
@@ -25,8 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slakit", description=__doc__.splitlines()[1])
     sub = parser.add_subparsers(dest="command", required=True)
     validate = sub.add_parser("validate", help="check an SLO configuration file")
@@ -43,7 +46,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--db", help="SQLite history to write (default: a temporary directory)")
     demo.add_argument("--report", help="report file to write (.md; .html and .json beside it)")
     demo.add_argument("--format", choices=["text", "json"], default="text")
+    report = sub.add_parser("report", help="write an SLA report from a service's history")
+    report.add_argument("path", help="the service's SLO configuration")
+    report.add_argument("--db", required=True, help="the service's SQLite history")
+    report.add_argument("--period", choices=["day", "week", "month"], default="month")
+    report.add_argument("--previous", action="store_true", help="the period before this one")
+    report.add_argument("--tz", default="UTC", help="time zone of the calendar (IANA name)")
+    report.add_argument("--from", dest="start", help="start (Unix seconds), with --to")
+    report.add_argument("--to", dest="end", help="end (Unix seconds), with --from")
+    report.add_argument("--format", choices=["markdown", "html", "json"], default="markdown")
+    report.add_argument("-o", "--output", help="file to write (default: stdout)")
+    for name, text in (("status", "print SLIs and budgets"), ("gate", "fail below a budget")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("path", nargs="?", help="the service's SLO configuration (with --db)")
+        source = cmd.add_mutually_exclusive_group(required=True)
+        source.add_argument("--db", help="the service's SQLite history")
+        source.add_argument("--url", help="a running service's /slo.json")
+        if name == "gate":
+            cmd.add_argument("--min-budget", type=float, required=True, help="e.g. 0.25")
+        else:
+            cmd.add_argument("--format", choices=["text", "json"], default="text")
+    acknowledge = sub.add_parser("ack", help="acknowledge violations in every worker")
+    acknowledge.add_argument("selector", help="a violation id, or slo[/objective[/rule]]")
+    acknowledge.add_argument("--db", required=True, help="the service's SQLite history")
+    acknowledge.add_argument("--by", help="who acknowledges")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.command in ("report", "status", "gate", "ack"):
+        return _history_command(parser, args)
     if args.command == "demo":
         from slakit.demo import run  # noqa: PLC0415 - only this command needs it
 
@@ -66,6 +101,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = ", ".join(s.name for s in cfg.slos)
         print(f"{args.path}: ok ({len(cfg.slos)} SLOs: {names})")
     return 0
+
+
+def _history_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from slakit import commands  # noqa: PLC0415 - only these commands need it
+
+    if args.command == "ack":
+        return commands.ack(args)
+    cfg = None
+    if args.command == "report" or args.db:
+        if args.path is None:
+            parser.error(f"{args.command} --db needs the service's SLO configuration file")
+        cfg = _load(args.path)
+        if cfg is None:
+            return 1
+    if args.command == "report":
+        assert cfg is not None
+        return commands.report(args, cfg)
+    if args.command == "status":
+        return commands.status(args, cfg)
+    return commands.gate(args, cfg)
 
 
 def _load(path: str) -> Config | None:
