@@ -219,3 +219,23 @@ def test_kill_9_at_random_points_never_corrupts_or_loses_a_committed_violation(
         conn.close()
         assert committed <= stored
     assert len(committed) > 500
+
+
+def test_only_the_lease_holder_notifies(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    class Pager:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def on_event(self, event: object) -> None:
+            calls.append(self.name)
+
+    first, second = History(tmp_path / "h.db"), History(tmp_path / "h.db")
+    second.worker = "other-host:1"
+    hooks = [first.leader_only(Pager("first")), second.leader_only(Pager("second"))]
+    for _ in range(3):  # the same incident, seen by both workers
+        for hook in hooks:
+            hook.on_event(object())
+    assert calls == ["first"] * 3
+    assert "leader only" in repr(hooks[0])

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from slakit.engine import Engine
     from slakit.evaluate import Snapshot
     from slakit.spec import SLO
-    from slakit.typing import Clock
+    from slakit.typing import Clock, Hook
 
 _log = logging.getLogger("slakit.history")
 
@@ -258,6 +258,15 @@ class History:
                 (name, self.worker, now + self.lease),
             )
         return True
+
+    def leader_only(self, hook: Hook, lease: str = "notify") -> Hook:
+        """
+        Wrap ``hook`` so it acts only in the worker holding ``lease``.
+
+        For notifiers and scalers: one incident seen by N workers pages once and asks
+        for capacity once. Breakers and shedders stay local: every worker enforces.
+        """
+        return _LeaderOnly(self, hook, lease)
 
     def _restore(self, engine: Engine) -> None:
         conn = self._connect()
@@ -557,6 +566,22 @@ class History:
         """Names of the SLOs with a stored definition."""
         rows = self._connect().execute("SELECT DISTINCT slo FROM slo_versions ORDER BY slo")
         return [r[0] for r in rows.fetchall()]
+
+
+class _LeaderOnly:
+    """A hook that forwards events only while its history holds a lease."""
+
+    def __init__(self, history: History, hook: Hook, lease: str) -> None:
+        self.history = history
+        self.hook = hook
+        self.lease = lease
+
+    def on_event(self, event: Event) -> None:
+        if self.history.holds(self.lease):
+            self.hook.on_event(event)
+
+    def __repr__(self) -> str:
+        return f"{self.hook!r} (leader only)"
 
 
 def _violation(r: Sequence[Any]) -> Violation:
