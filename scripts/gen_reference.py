@@ -34,6 +34,7 @@ import slakit.remediate.build
 import slakit.report
 import slakit.ring
 import slakit.series
+import slakit.simulate
 import slakit.sla
 import slakit.spec
 import slakit.testing
@@ -149,6 +150,11 @@ SECTIONS = {
         slakit.report.to_markdown,
         slakit.report.to_html,
         slakit.report.to_json,
+        slakit.simulate.simulate,
+        slakit.simulate.Profile,
+        slakit.simulate.Phase,
+        slakit.simulate.Result,
+        slakit.simulate.Incident,
     ],
     "Errors (`slakit.exceptions`)": [slakit.ConfigError, slakit.SlakitError],
     "Testing (`slakit.testing`)": [slakit.testing.FakeClock, slakit.testing.capture_events],

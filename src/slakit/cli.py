@@ -8,6 +8,8 @@ dashboard. ``slakit demo [--duration S]`` runs the whole loop on a simulated sho
 ``slakit report FILE --db DB`` writes an SLA report from a service's history;
 ``slakit status`` and ``slakit gate --min-budget 0.25`` read budgets from the history
 or a running service's ``/slo.json``; ``slakit ack SELECTOR --db DB`` acknowledges.
+``slakit simulate FILE PROFILE`` replays a traffic profile against an SLO's alerting and
+reports detection, reset, precision and recall.
 
 Exit codes: 0 success, 1 invalid input (or, for ``gate``, a budget below the bar),
 2 usage error, 3 a report with an objective not met.
@@ -66,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--min-budget", type=float, required=True, help="e.g. 0.25")
         else:
             cmd.add_argument("--format", choices=["text", "json"], default="text")
+    sim = sub.add_parser("simulate", help="replay a traffic profile against an SLO's alerts")
+    sim.add_argument("path", help="the SLO configuration")
+    sim.add_argument("profile", help="a traffic profile (YAML; see slakit.simulate)")
+    sim.add_argument("--slo", help="which SLO (default: the first)")
+    sim.add_argument("--format", choices=["text", "json"], default="text")
     acknowledge = sub.add_parser("ack", help="acknowledge violations in every worker")
     acknowledge.add_argument("selector", help="a violation id, or slo[/objective[/rule]]")
     acknowledge.add_argument("--db", required=True, help="the service's SQLite history")
@@ -79,6 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("report", "status", "gate", "ack"):
         return _history_command(parser, args)
+    if args.command == "simulate":
+        from slakit.commands import simulate  # noqa: PLC0415 - only this command needs it
+
+        cfg = _load(args.path)
+        return 1 if cfg is None else simulate(args, cfg)
     if args.command == "demo":
         from slakit.demo import run  # noqa: PLC0415 - only this command needs it
 

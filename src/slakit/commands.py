@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from slakit.clock import SYSTEM
 from slakit.history import History
 from slakit.report import build, period_bounds, to_html, to_json, to_markdown
@@ -119,6 +121,55 @@ def ack(args: argparse.Namespace) -> int:
         history.close()
     print(f"acknowledged {args.selector}")
     return 0
+
+
+def simulate(args: argparse.Namespace, cfg: Config) -> int:
+    """Replay a profile against one SLO; print incidents, precision and recall."""
+    import yaml  # noqa: PLC0415 - only this command reads a profile
+
+    from slakit.simulate import Profile  # noqa: PLC0415
+    from slakit.simulate import simulate as run  # noqa: PLC0415
+
+    slos = [s for s in cfg.slos if args.slo in (None, s.name)]
+    if not slos:
+        print(f"no SLO named {args.slo!r} in {args.path}", file=sys.stderr)
+        return 1
+    try:
+        profile = Profile.from_dict(yaml.safe_load(Path(args.profile).read_text()))
+    except (OSError, TypeError, ValueError, yaml.YAMLError) as exc:
+        print(f"{args.profile}: {exc}", file=sys.stderr)
+        return 1
+    show = sys.stderr.isatty() and args.format == "text"
+
+    def progress(done: float) -> None:
+        if show:
+            bar = "#" * int(done * 30)
+            sys.stderr.write(f"\rsimulating {slos[0].name}: [{bar:<30}] {done:4.0%}")
+
+    result = run(slos[0], profile, progress)
+    if show:
+        sys.stderr.write("\r" + " " * 60 + "\r")
+    if args.format == "json":
+        print(json.dumps(attrs.asdict(result), indent=1))
+        return 0
+    for i in result.incidents:
+        found = (
+            "MISSED" if i.detected_after is None else f"detected after {_span(i.detected_after)}"
+        )
+        reset = "" if i.reset_after is None else f", reset {_span(i.reset_after)} after it ended"
+        print(
+            f"{i.phase} ({i.objective}): {found}{reset}; spent {i.budget_spent:.1%} of the "
+            f"budget; alerts: {', '.join(i.alerts) or 'none'}"
+        )
+    precision = "–" if result.precision is None else f"{result.precision:.0%}"
+    recall = "–" if result.recall is None else f"{result.recall:.0%}"
+    alerts = f"{result.alerts} alerts, {result.false_alerts} false"
+    print(f"{alerts}; precision {precision}, recall {recall}")
+    return 0
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def report(args: argparse.Namespace, cfg: Config) -> int:
