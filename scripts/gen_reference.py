@@ -156,6 +156,7 @@ SECTIONS = {
         slakit.simulate.Result,
         slakit.simulate.Incident,
     ],
+    "Maintenance (`slakit.maintenance`)": [slakit.maintenance, slakit.MaintenanceWindow],
     "Errors (`slakit.exceptions`)": [slakit.ConfigError, slakit.SlakitError],
     "Testing (`slakit.testing`)": [slakit.testing.FakeClock, slakit.testing.capture_events],
 }

@@ -22,6 +22,7 @@ from slakit.events import (
     ViolationResolved,
 )
 from slakit.exceptions import ConfigError, RejectedError, SlakitError
+from slakit.maintenance import MaintenanceWindow, maintenance
 from slakit.registry import Registry, default_registry
 from slakit.spec import (
     SLO,
@@ -48,6 +49,7 @@ __all__ = [
     "ConfigError",
     "Engine",
     "Latency",
+    "MaintenanceWindow",
     "Percentile",
     "Registry",
     "RejectedError",
@@ -69,6 +71,7 @@ __all__ = [
     "load",
     "load_dict",
     "loads",
+    "maintenance",
     "record",
     "track",
 ]

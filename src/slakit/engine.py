@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
+    from slakit.maintenance import MaintenanceWindow
     from slakit.typing import Publisher, Subscriber
 
 _log = logging.getLogger("slakit.engine")
@@ -159,6 +160,8 @@ class Engine:
         self._subscribers: list[tuple[Subscriber, Worker]] = []
         self._listeners: list[Callable[[Event], Any]] = []
         self._publishers: list[Publisher] = []
+        self._windows: list[MaintenanceWindow] = []
+        self._excluded: set[tuple[str, str, float]] = set()
         self.publish_errors = 0
         self._vlock = threading.Lock()  # violations: written by the tick and by hook workers
         self._open: dict[tuple[str, str, str], Violation] = {}
@@ -323,7 +326,10 @@ class Engine:
                 workers = list(self._workers)
             for w in (*workers, *self._enforcer.workers()):
                 w.check()
-            self._enforcer.tick(self.registry.clock.time())
+            now = self.registry.clock.time()
+            self._enforcer.tick(now)
+            if self._windows:
+                self._apply_windows(now)
             out: dict[str, ev.Snapshot] = {}
             events: list[Event] = []
             for slo in self.registry.slos():
@@ -346,6 +352,22 @@ class Engine:
                     self.publish_errors += 1
                     _log.exception("slakit: publisher %r failed", publisher)
         return out
+
+    def schedule(self, window: MaintenanceWindow) -> None:
+        """Exclude the events of a (recurring) maintenance window from its SLOs' SLIs."""
+        with self._lock:
+            self._windows.append(window)
+
+    def _apply_windows(self, now: float) -> None:
+        """Give the stores the occurrences starting within the next hour (once each)."""
+        for window in self._windows:
+            names = window.slos or tuple(s.name for s in self.registry.slos())
+            for begin, end in window.occurrences(now - 60, now + 3_600):
+                for name in names:
+                    key = (window.name, name, begin)
+                    if key not in self._excluded:
+                        self._excluded.add(key)
+                        self.registry.store(name).exclude(begin, end)
 
     def listen(self, listener: Callable[[Event], Any]) -> None:
         """

@@ -336,6 +336,7 @@ class Store:
         ]
         self._hists = [_HistLevel(s, int(now // s.resolution)) for s in self._hist_specs]
         self._totals = [0] * self._width  # since the store was created
+        self._exclusions: list[list[float]] = []  # [start, end) wall-clock seconds
         self._total_hist: dict[int, int] = {}
 
     # -- writing -------------------------------------------------------------------
@@ -540,7 +541,34 @@ class Store:
             self._totals = _plus(self._totals, d.vec)
             sketch.merge(self._total_hist, d.hist)
 
+    def exclude(self, start: float, end: float = float("inf")) -> None:
+        """
+        Leave out of every SLI the events of wall-clock seconds ``[start, end)``.
+
+        For maintenance windows: their events count as ignored. Applied when slots are
+        consolidated (within a tick), so the hot path pays nothing; a window may be
+        opened with no end and closed later with :meth:`end_exclusion`.
+        """
+        with self._lock:
+            self._exclusions.append([start, end])
+
+    def end_exclusion(self, start: float, end: float) -> None:
+        """Close the open-ended exclusion that began at ``start``."""
+        with self._lock:
+            for window in self._exclusions:
+                if window[0] == start and window[1] == float("inf"):
+                    window[1] = end
+
+    def _excluded(self, epoch: int) -> bool:
+        return any(s <= epoch + 0.5 < e for s, e in self._exclusions)
+
     def _decode(self, slot: _Slot) -> _Decoded:
+        if self._exclusions and self._excluded(slot.epoch):
+            return _Decoded(
+                slot.epoch,
+                [0, 0, sum(slot.hist.copy().values()), 0, 0] + [0] * len(self._tbuckets),
+                {},
+            )
         total = bad = ignored = rejected = disconnected = 0
         slow = [0] * len(self._tbuckets)
         hist: dict[int, int] = {}
