@@ -17,6 +17,7 @@ EXPORTED = [
     "ConfigError",
     "Engine",
     "Latency",
+    "MaintenanceWindow",
     "Percentile",
     "Registry",
     "RejectedError",
@@ -38,6 +39,7 @@ EXPORTED = [
     "load",
     "load_dict",
     "loads",
+    "maintenance",
     "record",
     "track",
 ]
