@@ -142,6 +142,7 @@ SECTIONS = {
         slakit.history.Measurement,
         slakit.sla.Contract,
         slakit.sla.Credit,
+        slakit.sla.Tier,
         slakit.formula.Formula,
         slakit.formula.FormulaError,
         slakit.report.build,

@@ -21,6 +21,7 @@ from typing import Final
 import attrs
 
 from slakit.formula import Formula
+from slakit.spec import SLO, Availability, Percentile, Uptime
 
 PENALTY_VARIABLES: Final = frozenset({"target", "actual", "monthly_fee", "credit_percent"})
 """What a penalty formula may use: the covered availability target and actual (ratios),
@@ -104,3 +105,51 @@ class Contract:
                 ),
             )
         return amount
+
+
+DOWN_RATIO: Final = 0.05
+"""A minute is down, for a tier's uptime, when more than 5 % of its requests fail."""
+
+
+@attrs.frozen
+class Tier:
+    """
+    A service tier: availability (uptime), p99 latency and error rate, as sold.
+
+    Availability is promised as time ("up 99.99 % of the minutes"), so it is an
+    :class:`~slakit.spec.Uptime` objective over one-minute slices: a minute is down when
+    more than :data:`DOWN_RATIO` of its requests fail. The error-rate figure is a promise
+    about requests, so it is also an event objective (:class:`~slakit.spec.Availability`
+    at ``1 - error_ratio``) over the same window. Neither implies the other: a steady
+    0.5 % of failures never takes a minute down, yet breaks a 0.1 % error-rate promise;
+    and a minute down at a quiet hour is downtime even though its few requests barely
+    move the error rate. Customers are promised both.
+    """
+
+    name: str
+    uptime: float
+    p99: float
+    """Seconds."""
+    error_ratio: float
+
+    def slo(self, name: str, window: str = "30d") -> SLO:
+        """Return an SLO holding this tier's three promises."""
+        return SLO(
+            name,
+            objectives=[
+                Uptime(target=self.uptime, slice="1m", max_error_ratio=DOWN_RATIO),
+                Percentile(q=0.99, threshold=self.p99, slice="1m", target=self.uptime),
+                Availability(target=1 - self.error_ratio, name="error-rate"),
+            ],
+            window=window,
+            description=f"{self.name.title()} tier",
+        )
+
+
+TIERS: Final[Mapping[str, Tier]] = {
+    "enterprise": Tier("enterprise", uptime=0.99999, p99=0.100, error_ratio=0.001),
+    "business": Tier("business", uptime=0.9999, p99=0.200, error_ratio=0.005),
+    "standard": Tier("standard", uptime=0.999, p99=0.500, error_ratio=0.01),
+}
+"""The presets: Enterprise 99.999 % / p99 < 100 ms / errors < 0.1 %, Business 99.99 % /
+200 ms / 0.5 %, Standard 99.9 % / 500 ms / 1 %."""
