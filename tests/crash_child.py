@@ -3,6 +3,7 @@ A process for the crash tests to kill with SIGKILL.
 
     python -m tests.crash_child service DB   # records traffic, prints each snapshot taken
     python -m tests.crash_child ledger DB    # writes violations, prints each committed id
+    python -m tests.crash_child writer DB    # writes 10,000 audit rows, prints its errors
 """
 
 from __future__ import annotations
@@ -65,5 +66,15 @@ def ledger(db: str) -> None:
         print(" ".join(ids), flush=True)
 
 
+def writer(db: str) -> None:
+    """10,000 audit rows through the batched writer, while the test holds a write lock."""
+    history = History(db, flush_interval=0.05)
+    history._start()
+    for i in range(10_000):
+        history.audit("load", str(i))
+    history.close()
+    print(json.dumps({"write_errors": history.write_errors}), flush=True)
+
+
 if __name__ == "__main__":
-    {"service": service, "ledger": ledger}[sys.argv[1]](sys.argv[2])
+    {"service": service, "ledger": ledger, "writer": writer}[sys.argv[1]](sys.argv[2])

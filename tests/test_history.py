@@ -8,6 +8,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -239,3 +241,38 @@ def test_only_the_lease_holder_notifies(tmp_path: Path) -> None:
             hook.on_event(object())
     assert calls == ["first"] * 3
     assert "leader only" in repr(hooks[0])
+
+
+@pytest.mark.heavy
+def test_eight_writers_and_a_lock_held_for_two_seconds(tmp_path: Path, clock: FakeClock) -> None:
+    db = tmp_path / "shared.db"
+    History(db)  # schema first
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    children = [spawn("writer", db) for _ in range(8)]
+    # meanwhile, recording with a history attached only queues: it never waits for the lock
+    registry = slakit.Registry(clock)
+    engine = slakit.Engine(registry)
+    registry.register(CHECKOUT)
+    history = History(db, flush_interval=3600)
+    store = registry.store("checkout")
+    deadline = time.monotonic() + 1.0  # a watchdog well under the 2 s the lock is held
+    for i in range(10_000):
+        store.record(0.01)
+        history.audit("recorded", str(i))
+    assert time.monotonic() < deadline, "recording waited for the database"
+    threading.Event().wait(2.0)  # the lock holder's 2 s
+    blocker.execute("COMMIT")
+    blocker.close()
+    reports = []
+    for child in children:
+        assert child.stdout is not None
+        out, _ = child.communicate(timeout=120)
+        assert child.returncode == 0
+        reports.append(json.loads(out))
+    assert reports == [{"write_errors": 0}] * 8  # no "database is locked" reached a caller
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM audit WHERE kind = 'load'").fetchone()[0] == 80_000
+    conn.close()
+    history._queue.clear()
+    engine.stop()
