@@ -353,6 +353,31 @@ class Engine:
                     _log.exception("slakit: publisher %r failed", publisher)
         return out
 
+    def reload(self, slos: Iterable[SLO]) -> list[str]:
+        """
+        Apply new SLO definitions (``config.slos``) without losing rings.
+
+        Targets, objectives, alerting and windows that fit the rings may change.
+
+        Violations of SLOs or rules that no longer exist resolve at the next tick.
+        Returns the names whose definition changed; see :meth:`Registry.replace`.
+        """
+        new = list(slos)
+        now = self.registry.clock.time()
+        with self._tick_lock:
+            changed = self.registry.replace(new)
+            kept = {s.name for s in new}
+            gone: list[Event] = []
+            with self._vlock:
+                for key in [k for k in self._open if k[0] not in kept]:
+                    done = attrs.evolve(self._open.pop(key), resolved_at=now)
+                    self._closed.append(done)
+                    gone.append(ViolationResolved(now, done))
+            for name in changed:
+                self._slices.pop(name, None)
+            self._emit(gone)
+        return changed
+
     def schedule(self, window: MaintenanceWindow) -> None:
         """Exclude the events of a (recurring) maintenance window from its SLOs' SLIs."""
         with self._lock:

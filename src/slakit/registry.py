@@ -16,6 +16,8 @@ from slakit.ring import Store
 from slakit.series import DEFAULT_CAP, Series
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from slakit.evaluate import Snapshot
     from slakit.spec import SLO
     from slakit.typing import Clock
@@ -84,6 +86,41 @@ class Registry:
     def series_of(self, name: str) -> Series | None:
         """Return the labelled series of the SLO called ``name``, if it has any."""
         return self._series.get(name)
+
+    def replace(self, slos: Sequence[SLO]) -> list[str]:
+        """
+        Make ``slos`` the registered SLOs, keeping each store whose SLO kept its name.
+
+        A changed SLO keeps its store (and every count in it) when its latency
+        thresholds are the same and its window fits the store's rings; SLOs not in
+        ``slos`` stop being evaluated. Returns the names whose definition changed.
+
+        Raises:
+            ValueError: an SLO changed its thresholds or outgrew its rings (nothing is
+                replaced then): its recorders hold its store, so restart for that.
+
+        """
+        with self._lock:
+            for slo in slos:
+                store = self._stores.get(slo.name)
+                if store is not None and not store.holds(slo.thresholds, slo.window.seconds):
+                    raise ValueError(
+                        f"slos.{slo.name}: its latency thresholds or window changed beyond "
+                        "what its store holds; restart to apply it"
+                    )
+            changed = [s.name for s in slos if s.name in self._slos and self._slos[s.name] != s]
+            keep = {s.name for s in slos}
+            for name in [n for n in self._slos if n not in keep]:
+                del self._slos[name]
+                self._snapshots.pop(name, None)
+            for slo in slos:
+                if slo.name not in self._stores:
+                    self._stores[slo.name] = Store(
+                        self.clock, thresholds=slo.thresholds, longest=slo.window.seconds
+                    )
+                    self._created[slo.name] = self.clock.time()
+                self._slos[slo.name] = slo
+        return changed
 
     def slos(self) -> tuple[SLO, ...]:
         """Return the registered SLOs in registration order."""

@@ -492,6 +492,11 @@ class Store:
         """Latency thresholds (seconds) whose slow counts the store keeps exactly."""
         return tuple(t / _NS for t in self._thresholds_ns)
 
+    def holds(self, thresholds: Sequence[float], longest: float) -> bool:
+        """Whether this store can serve an SLO with these thresholds and longest window."""
+        same = tuple(round(t * _NS) for t in thresholds) == self._thresholds_ns
+        return same and _grow(COUNT_LEVELS, longest)[-1].slots <= self._count_specs[-1].slots
+
     @property
     def shard_count(self) -> int:
         """Shards currently registered (one per live recording thread)."""
