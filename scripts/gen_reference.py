@@ -17,6 +17,7 @@ import attrs
 
 import slakit
 import slakit.asgi
+import slakit.composite
 import slakit.config
 import slakit.engine
 import slakit.evaluate
@@ -143,6 +144,8 @@ SECTIONS = {
         slakit.sla.Contract,
         slakit.sla.Credit,
         slakit.sla.Tier,
+        slakit.composite.Composite,
+        slakit.composite.CompositeStatus,
         slakit.formula.Formula,
         slakit.formula.FormulaError,
         slakit.report.build,
