@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from typing import TYPE_CHECKING, Any, Final
 
 from slakit.exceptions import RejectedError
+from slakit.faults import internal_error
 from slakit.http import (
     TEMPLATE_CACHE,
     UNMATCHED,
@@ -177,7 +178,12 @@ class SLOMiddleware:
         try:
             hit = self._hits[where]
         except KeyError:
-            hit = self._lookup(scope)
+            try:
+                hit = self._lookup(scope)
+            except Exception as err:  # a fault of ours: serve the request unrecorded
+                internal_error("asgi route", err)
+                await self.app(scope, receive, send)
+                return
             if len(self._hits) >= TEMPLATE_CACHE:
                 self._hits.clear()
             self._hits[where] = hit

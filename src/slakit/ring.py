@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 import attrs
 
 from slakit import sketch
+from slakit.faults import internal_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -366,21 +367,24 @@ class Store:
         d = end_ns - start_ns
         if d < 0:  # time can go backwards
             d = 0
-        try:
-            shard = self._local.shard
-        except AttributeError:
-            shard = self._register()
-        slot = shard.cur
-        if end_ns >= slot.end:
-            slot = shard.roll(end_ns, self._offset_ns)
-        bl = d.bit_length()  # inlined sketch.bucket_of
-        b = d if bl <= 7 else (bl << 6) + (d >> (bl - 7)) - 64
-        key = (b << 4) | outcome
-        split = self._split
-        if b in split and d > split[b]:
-            key |= 8
-        h = slot.hist
-        h[key] = h.get(key, 0) + 1
+        try:  # free when nothing raises (3.11): a fault of ours never reaches the caller
+            try:
+                shard = self._local.shard
+            except AttributeError:
+                shard = self._register()
+            slot = shard.cur
+            if end_ns >= slot.end:
+                slot = shard.roll(end_ns, self._offset_ns)
+            bl = d.bit_length()  # inlined sketch.bucket_of
+            b = d if bl <= 7 else (bl << 6) + (d >> (bl - 7)) - 64
+            key = (b << 4) | outcome
+            split = self._split
+            if b in split and d > split[b]:
+                key |= 8
+            h = slot.hist
+            h[key] = h.get(key, 0) + 1
+        except Exception as err:  # counted and logged by faults
+            internal_error("record", err)
 
     def timed(self, fn: Callable[P, R], classify: Callable[[BaseException], int]) -> Callable[P, R]:
         """
@@ -405,19 +409,22 @@ class Store:
             if d < 0:  # time can go backwards
                 d = 0
             try:
-                shard = local.shard
-            except AttributeError:
-                shard = register()
-            slot = shard.cur
-            if t1 >= slot.end:
-                slot = shard.roll(t1, store._offset_ns)
-            bl = d.bit_length()
-            b = d if bl <= 7 else (bl << 6) + (d >> (bl - 7)) - 64
-            key = b << 4
-            if b in split and d > split[b]:
-                key |= 8
-            h = slot.hist
-            h[key] = h.get(key, 0) + 1
+                try:
+                    shard = local.shard
+                except AttributeError:
+                    shard = register()
+                slot = shard.cur
+                if t1 >= slot.end:
+                    slot = shard.roll(t1, store._offset_ns)
+                bl = d.bit_length()
+                b = d if bl <= 7 else (bl << 6) + (d >> (bl - 7)) - 64
+                key = b << 4
+                if b in split and d > split[b]:
+                    key |= 8
+                h = slot.hist
+                h[key] = h.get(key, 0) + 1
+            except Exception as err:  # counted and logged by faults
+                internal_error("record", err)
             return result
 
         return timed_call

@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast
 
 from slakit.exceptions import RejectedError
+from slakit.faults import internal_error
 from slakit.registry import Registry, default_registry
 from slakit.ring import BAD, GOOD, IGNORED, REJECTED
 
@@ -87,7 +88,13 @@ class Tracker:
 
     def _result(self, result: object) -> int:
         ok = self._ok
-        return GOOD if ok is None or ok(result) else BAD
+        if ok is None:
+            return GOOD
+        try:
+            return GOOD if ok(result) else BAD
+        except Exception as err:  # the predicate failed: the call's result is still returned
+            internal_error("result predicate", err)
+            return IGNORED
 
     def __call__(self, fn: F) -> F:
         """Decorate ``fn``; its result, exceptions, name, docstring and signature are kept."""

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from slakit.exceptions import RejectedError
+from slakit.faults import internal_error
 from slakit.http import (
     TEMPLATE_CACHE,
     UNMATCHED,
@@ -158,8 +159,12 @@ class SLOMiddleware:
         if environ.get("PATH_INFO") in self._skip:
             return self.app(environ, start_response)
         method = method_label(environ.get("REQUEST_METHOD", "GET"))
-        template = self.template(environ)
-        target = self.routing.target(method, template)
+        try:
+            template = self.template(environ)
+            target = self.routing.target(method, template)
+        except Exception as err:  # a fault of ours: serve the request unrecorded
+            internal_error("wsgi route", err)
+            return self.app(environ, start_response)
         if target is None:
             return self.app(environ, start_response)
         tenant = self._tenant

@@ -1,0 +1,96 @@
+"""Never break the host: faults inside slakit leave the wrapped calls' results unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+import slakit
+from slakit import faults, ring
+from slakit.asgi import SLOMiddleware
+
+SLO = slakit.SLO("api", objectives=[slakit.Availability("99%")], window="1h")
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.fixture
+def broken_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every slot roll fails, as if memory ran out inside the store."""
+
+    def roll(self: Any, mono_ns: int, offset_ns: int) -> Any:
+        raise MemoryError("injected")
+
+    monkeypatch.setattr(ring._Shard, "roll", roll)
+
+
+def test_a_failing_store_changes_no_result_or_exception(
+    registry: slakit.Registry, broken_store: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = faults.counts().get("record", 0)
+    track = slakit.track(SLO, registry=registry)
+
+    @track
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @track
+    def fail() -> None:
+        raise Boom
+
+    @track
+    async def later(x: int) -> int:
+        return x * 2
+
+    @track
+    def numbers() -> Any:
+        yield from range(3)
+
+    with caplog.at_level(logging.ERROR, logger="slakit.faults"):
+        assert [add(1, 2) for _ in range(20)] == [3] * 20
+        with pytest.raises(Boom):
+            fail()
+        assert asyncio.run(later(4)) == 8
+        assert list(numbers()) == [0, 1, 2]
+        with track.time():
+            pass
+    assert faults.counts()["record"] - before == 24
+    logged = [r for r in caplog.records if "internal error in record" in r.getMessage()]
+    assert 1 <= len(logged) <= 3  # rate-limited: 1st, 10th, 100th ... not one per call
+
+
+def test_a_failing_result_predicate_is_counted_not_raised(registry: slakit.Registry) -> None:
+    def judge(result: object) -> bool:
+        raise ValueError("the predicate has a bug")
+
+    @slakit.track(SLO, registry=registry, ok=judge)
+    def handler() -> str:
+        return "done"
+
+    assert handler() == "done"
+    assert faults.counts()["result predicate"] >= 1
+    store = registry.store("api")
+    store.consolidate()
+    assert store.read([(0.0, 1.0)]).lifetime.ignored == 1
+
+
+def test_a_failing_route_lookup_serves_the_request_unrecorded(registry: slakit.Registry) -> None:
+    async def home(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("home")
+
+    def broken(scope: Any) -> str:
+        raise RuntimeError("router bug")
+
+    app = Starlette(routes=[Route("/", home)])
+    app.add_middleware(SLOMiddleware, slo=SLO, registry=registry, route=broken)
+    assert TestClient(app).get("/").text == "home"
+    assert faults.counts()["asgi route"] >= 1
