@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
@@ -16,9 +16,6 @@ from slakit.cli import main as cli
 from slakit.history import History
 from slakit.testing import FakeClock
 from slakit.web import StatusPage
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 SLOS = """
 service: shop
@@ -124,3 +121,18 @@ def test_gate_reads_a_running_service(capsys: pytest.CaptureFixture[str]) -> Non
 class Quiet(WSGIRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
+
+
+def test_report_scores_the_configured_contract(files: tuple[str, str], tmp_path: Path) -> None:
+    config, db = files
+    with Path(config).open("a") as f:
+        f.write(
+            "contracts:\n  acme:\n    customer: ACME\n    slo: api\n"
+            "    weights: {availability: 1}\n    credits: [{below: 0.9999, percent: 5}]\n"
+            "    monthly_fee: 1000\n"
+        )
+    out = tmp_path / "r.json"
+    assert cli(["report", config, "--db", db, "--format", "json", "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert (data["compliance_score"], data["credit_percent"], data["owed"]) == (100.0, 0.0, 0.0)
+    assert cli(["report", config, "--db", db, "--contract", "other"]) == 1

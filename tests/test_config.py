@@ -432,3 +432,72 @@ class TestCli:
 def test_config_module_exports_config():
     """Config is importable from slakit.config."""
     assert config.Config is type(slakit.loads(GOOD_YAML))
+
+
+CONTRACT_YAML = """
+service: shop
+slos:
+  - name: checkout
+    window: 30d
+    objectives:
+      - availability: {target: 99.9%}
+      - latency: {threshold: 250ms, target: 99%}
+contracts:
+  acme:
+    customer: ACME
+    slo: checkout
+    weights: {availability: 0.7, latency-250ms: 0.3}
+    credits: [{below: 0.999, percent: 10}, {below: 0.99, percent: 25}]
+    penalty: max(0, 10 * (target - actual)) * monthly_fee
+    monthly_fee: 5000
+maintenance:
+  sunday patching:
+    start: 2026-03-01T02:00
+    duration: 2h
+    rrule: FREQ=WEEKLY;BYDAY=SU
+    tz: Europe/Paris
+    slos: [checkout]
+"""
+
+
+class TestContractsAndMaintenance:
+    def test_they_load(self):
+        cfg = slakit.loads(CONTRACT_YAML)
+        (acme,) = cfg.contracts
+        assert (acme.name, acme.customer, acme.monthly_fee) == ("acme", "ACME", 5000)
+        assert acme.owed(target=0.999, actual=0.995) == pytest.approx(
+            5000 * 0.10 + 10 * 0.004 * 5000
+        )
+        (window,) = cfg.maintenance
+        assert (window.name, window.duration, window.tz) == (
+            "sunday patching",
+            7200,
+            "Europe/Paris",
+        )
+
+    @pytest.mark.parametrize(
+        ("old", "new", "error"),
+        [
+            (
+                "penalty: max(0, 10",
+                "penalty: __import__('os').getpid() + max(0, 10",
+                "contracts.acme.penalty: only min, max and abs may be called",
+            ),
+            ("slo: checkout\n", "slo: cart\n", "contracts.acme.slo: no SLO named 'cart'"),
+            (
+                "latency-250ms: 0.3}",
+                "latency-300ms: 0.3}",
+                "contracts.acme.weights.latency-300ms: checkout has no such objective",
+            ),
+            ("{below: 0.99, percent: 25}", "{below: 2, percent: 25}", "contracts.acme.credits:"),
+            ("monthly_fee: 5000", "monthly_fee: 5000\n    currency: EUR", "contracts.acme: "),
+            ("rrule: FREQ=WEEKLY", "rrule: FREQ=SOMETIMES", "maintenance.sunday patching.rrule:"),
+            ("tz: Europe/Paris", "tz: Mars/Olympus", "maintenance.sunday patching.tz: unknown"),
+            ("slos: [checkout]", "slos: [search]", "maintenance.sunday patching.slos: no SLO"),
+        ],
+    )
+    def test_errors_name_the_field(self, old, new, error):
+        assert old in CONTRACT_YAML
+        with pytest.raises(slakit.ConfigError) as info:
+            slakit.loads(CONTRACT_YAML.replace(old, new))
+        assert error in str(info.value), str(info.value)

@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--to", dest="end", help="end (Unix seconds), with --from")
     report.add_argument("--format", choices=["markdown", "html", "json"], default="markdown")
     report.add_argument("-o", "--output", help="file to write (default: stdout)")
+    report.add_argument("--contract", help="the contract to score (default: the only one)")
     for name, text in (("status", "print SLIs and budgets"), ("gate", "fail below a budget")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("path", nargs="?", help="the service's SLO configuration (with --db)")

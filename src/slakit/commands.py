@@ -178,9 +178,17 @@ def report(args: argparse.Namespace, cfg: Config) -> int:
         start, end = float(args.start), float(args.end)
     else:
         start, end = period_bounds(args.period, args.tz, previous=args.previous)
+    contracts = {c.name: c for c in cfg.contracts}
+    if args.contract is not None and args.contract not in contracts:
+        print(f"no contract named {args.contract!r} in {args.path}", file=sys.stderr)
+        return 1
+    name = args.contract or (next(iter(contracts)) if len(contracts) == 1 else None)
+    contract = contracts.get(name) if name else None
     history = History(args.db)
     try:
-        result = build(history, cfg.slos, start, end, service=cfg.service, tz=args.tz)
+        result = build(
+            history, cfg.slos, start, end, service=cfg.service, tz=args.tz, contract=contract
+        )
     finally:
         history.close()
     render = {"markdown": to_markdown, "html": to_html, "json": to_json}[args.format]

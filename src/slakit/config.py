@@ -38,6 +38,9 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from slakit import spec
 from slakit.exceptions import ConfigError, FieldError
+from slakit.formula import Formula, FormulaError
+from slakit.maintenance import MaintenanceWindow
+from slakit.sla import PENALTY_VARIABLES, Contract, Credit
 
 Section = dict[str, dict[str, Any]]
 """Named objects of one kind: ``{name: {option: value}}``."""
@@ -57,12 +60,35 @@ class Config:
     alertmanager or email."""
     escalations: Section = attrs.field(factory=dict)
     """``{name: {levels: [{notify: [names], after: 5m}, ...]}}``."""
+    contracts: tuple[Contract, ...] = ()
+    """``{name: {customer, slo, weights, credits: [{below, percent}], penalty, monthly_fee}}``."""
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    """``{name: {start, duration, rrule, tz, slos}}``: scheduled maintenance windows."""
 
     def __attrs_post_init__(self) -> None:
         names = [s.name for s in self.slos]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"SLO names must be unique, repeated: {', '.join(dupes)}")
+        errors = []
+        objectives = {s.name: {o.key for o in s.objectives} for s in self.slos}
+        for c in self.contracts:
+            if c.slo not in objectives:
+                errors.append(FieldError(f"contracts.{c.name}.slo", f"no SLO named {c.slo!r}"))
+                continue
+            errors.extend(
+                FieldError(f"contracts.{c.name}.weights.{key}", f"{c.slo} has no such objective")
+                for key in c.weights
+                if key not in objectives[c.slo]
+            )
+        for w in self.maintenance:
+            errors.extend(
+                FieldError(f"maintenance.{w.name}.slos", f"no SLO named {name!r}")
+                for name in w.slos
+                if name not in objectives
+            )
+        if errors:
+            raise ConfigError(errors)
 
 
 _ALERTING_KEYS: Final = {"rules", "min_events", "hysteresis", "scale", "page", "ticket"}
@@ -149,29 +175,76 @@ def _converter() -> cattrs.Converter:  # noqa: C901 - the one place wiring every
         ),
     )
 
-    def section(value: Any, _type: Any) -> dict[str, dict[str, Any]]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, Mapping) for k, v in value.items()
-        ):
-            raise ValueError("must be a mapping of names to mappings of options")
-        return {k: dict(v) for k, v in value.items()}
-
     conv.register_structure_hook(
         Config,
         make_dict_structure_fn(
             Config,
             conv,
             slos=override(struct_hook=lambda v, _t: tuple(conv.structure(v, list[spec.SLO]))),
-            breakers=override(struct_hook=section),
-            shedders=override(struct_hook=section),
-            scalers=override(struct_hook=section),
-            notifiers=override(struct_hook=section),
-            escalations=override(struct_hook=section),
+            breakers=override(struct_hook=_section),
+            shedders=override(struct_hook=_section),
+            scalers=override(struct_hook=_section),
+            notifiers=override(struct_hook=_section),
+            escalations=override(struct_hook=_section),
+            contracts=override(struct_hook=_named(_contract)),
+            maintenance=override(struct_hook=_named(MaintenanceWindow)),
         ),
     )
     return conv
+
+
+def _section(value: Any, _type: Any) -> dict[str, dict[str, Any]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, Mapping) for k, v in value.items()
+    ):
+        raise ValueError("must be a mapping of names to mappings of options")
+    return {k: dict(v) for k, v in value.items()}
+
+
+def _named(kind: Callable[..., Any]) -> Callable[[Any, Any], tuple[Any, ...]]:
+    """Build ``kind(name=..., **options)`` per entry; errors carry the field's path."""
+
+    def hook(value: Any, _type: Any) -> tuple[Any, ...]:
+        out, errors = [], []
+        for name, opts in _section(value, _type).items():
+            try:
+                out.append(kind(name=name, **opts))
+            except TypeError as exc:  # an unknown or missing option
+                errors.append(FieldError(name, str(exc).split("__init__() ")[-1]))
+            except ValueError as exc:
+                field, sep, message = str(exc).partition(": ")
+                known = sep and field.replace("_", "").isalnum()
+                where = f"{name}.{field}" if known else name
+                errors.append(FieldError(where, message if known else str(exc)))
+        if errors:
+            raise ConfigError(errors)
+        return tuple(out)
+
+    return hook
+
+
+def _contract(**opts: Any) -> Contract:
+    schedule = opts.pop("credits", ())
+    try:
+        steps = [Credit(**c) for c in schedule]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"credits: each step needs below (0-1] and percent [0-100]: {exc}"
+        ) from None
+    penalty = opts.pop("penalty", None)
+    if penalty is not None:
+        try:
+            opts["penalty"] = Formula.parse(penalty, PENALTY_VARIABLES)
+        except FormulaError as exc:
+            raise ValueError(f"penalty: {exc}") from None
+    weights = opts.get("weights", {})
+    if isinstance(weights, Mapping) and any(
+        not isinstance(w, int | float) for w in weights.values()
+    ):
+        raise ValueError("weights: each weight must be a number")
+    return Contract(credits=steps, **opts)
 
 
 _CONVERTER: Final = _converter()

@@ -71,6 +71,8 @@ def build(config: Config, engine: Engine | None = None, *, clock: Clock = SYSTEM
     """
     Construct the configured hooks and policies; with ``engine``, enforce them.
 
+    The engine also gets the configured maintenance windows.
+
     Raises:
         ConfigError: listing every invalid option and unknown reference with its path.
 
@@ -114,6 +116,8 @@ def build(config: Config, engine: Engine | None = None, *, clock: Clock = SYSTEM
     if engine is not None:
         for name, policy in policies.items():
             engine.enforce(name, policy)
+        for window in config.maintenance:
+            engine.schedule(window)
     return Enforcement(breakers, shedders, scalers, notifiers, escalations, policies)
 
 
