@@ -501,3 +501,14 @@ class TestContractsAndMaintenance:
         with pytest.raises(slakit.ConfigError) as info:
             slakit.loads(CONTRACT_YAML.replace(old, new))
         assert error in str(info.value), str(info.value)
+
+
+def test_null_and_number_keys_are_unknown_fields_not_a_crash():
+    """Found by the fuzzer: YAML keys may be null or numbers beside strings."""
+    with pytest.raises(slakit.ConfigError) as info:
+        slakit.loads("null: 1\nfoo: 2\n3: 4\nslos: []")
+    assert str(info.value).splitlines() == [
+        "3: unknown field",
+        "None: unknown field",
+        "foo: unknown field",
+    ]

@@ -17,6 +17,7 @@ import pytest
 import slakit
 from slakit.history import SCHEMA_VERSION, History
 from slakit.testing import FakeClock
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -276,3 +277,24 @@ def test_eight_writers_and_a_lock_held_for_two_seconds(tmp_path: Path, clock: Fa
     conn.close()
     history._queue.clear()
     engine.stop()
+
+
+@pytest.mark.heavy
+def test_shutdown_is_bounded_with_a_hung_hook_a_dead_webhook_and_a_locked_database(
+    tmp_path: Path,
+) -> None:
+    """stop(1.5) + close(1.5) return within 3 s + 1, and the interpreter exits."""
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.shutdown_child", str(tmp_path / "h.db"), str(free_port())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a watchdog: a thread left behind would keep the process alive
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    took, dropped = done.stdout.split()
+    assert float(took) <= 3 + 1
+    assert int(dropped) >= 0
+    assert time.monotonic() - began < 45

@@ -316,8 +316,8 @@ def _flatten(exc: BaseException, path: str) -> list[FieldError]:
         return out
     if isinstance(exc, ForbiddenExtraKeysError):
         return [
-            FieldError(f"{path}.{k}" if path else k, "unknown field")
-            for k in sorted(exc.extra_fields)
+            FieldError(f"{path}.{k}" if path else str(k), "unknown field")
+            for k in sorted(exc.extra_fields, key=str)  # YAML keys may be null or numbers
         ]
     if isinstance(exc, KeyError):
         return [FieldError(path, "required field missing")]

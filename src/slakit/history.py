@@ -22,6 +22,7 @@ one snapshot interval of ring data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -156,6 +157,8 @@ class History:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.write_errors = 0
+        self.dropped = 0
+        """Rows left unwritten at :meth:`close` (the database stayed locked)."""
         self._connect()  # create or migrate the schema now: errors surface here
 
     # -- connection ---------------------------------------------------------------------
@@ -491,11 +494,13 @@ class History:
     def _renew(self) -> None:
         if self.slot is None:
             return
-        conn = self._connect()
-        conn.execute(
-            "UPDATE leases SET expires = ? WHERE name = ? AND holder = ?",
-            (self.clock.time() + self.lease, f"ring-slot-{self.slot}", self.worker),
-        )
+        try:
+            self._connect().execute(
+                "UPDATE leases SET expires = ? WHERE name = ? AND holder = ?",
+                (self.clock.time() + self.lease, f"ring-slot-{self.slot}", self.worker),
+            )
+        except sqlite3.Error:  # locked for longer than the busy timeout: try next flush
+            self.write_errors += 1
 
     def prune(self) -> int:
         """Delete measurements and audit rows older than ``retention`` days."""
@@ -509,18 +514,30 @@ class History:
             n += conn.execute("DELETE FROM audit WHERE t < ?", (cutoff,)).rowcount
         return n
 
-    def close(self) -> None:
-        """Stop the writer, flush what is queued, give up the ring slot and close."""
+    def close(self, timeout: float = 10.0) -> None:
+        """
+        Stop the writer, flush what is queued, give up the ring slot and close.
+
+        Returns within about ``timeout`` seconds even if another process holds the
+        database locked; rows that could not be written are counted in :attr:`dropped`.
+        """
+        deadline = time.monotonic() + timeout
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(10)
-        self.flush()
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._conn is not None and self._pid == os.getpid():
+            wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            self._conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
+        self._write()
+        self.dropped = len(self._queue)
+        self._queue.clear()
         if self._conn is not None and self._pid == os.getpid():
             if self.slot is not None:
-                self._conn.execute(
-                    "DELETE FROM leases WHERE name = ? AND holder = ?",
-                    (f"ring-slot-{self.slot}", self.worker),
-                )
+                with contextlib.suppress(sqlite3.Error):  # the lease expires by itself
+                    self._conn.execute(
+                        "DELETE FROM leases WHERE name = ? AND holder = ?",
+                        (f"ring-slot-{self.slot}", self.worker),
+                    )
             self._conn.close()
         self._conn = None
 
