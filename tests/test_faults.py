@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -94,3 +95,36 @@ def test_a_failing_route_lookup_serves_the_request_unrecorded(registry: slakit.R
     app.add_middleware(SLOMiddleware, slo=SLO, registry=registry, route=broken)
     assert TestClient(app).get("/").text == "home"
     assert faults.counts()["asgi route"] >= 1
+
+
+class Die(BaseException):
+    """Escapes the tick's own error handling: the loop itself dies."""
+
+
+def test_the_engine_loop_is_restarted_after_it_dies(caplog: pytest.LogCaptureFixture) -> None:
+    registry = slakit.Registry()
+    store = registry.register(SLO)
+    engine = slakit.Engine(registry, interval=0.01)
+    real = engine._tick
+    deaths = []
+
+    def tick() -> None:
+        if len(deaths) < 2:
+            deaths.append(1)
+            raise Die
+        real()
+
+    engine._tick = tick  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="slakit.engine"):
+        engine.start()
+        try:
+            store.record(0.01)  # recording goes on meanwhile
+            deadline = time.monotonic() + 30  # a watchdog
+            while registry.latest("api") is None:
+                assert time.monotonic() < deadline, "evaluations never resumed"
+                time.sleep(0.01)
+        finally:
+            engine.stop()
+    assert engine.restarts == 2
+    assert registry.latest("api").lifetime.total == 1  # type: ignore[union-attr]
+    assert "engine loop died" in caplog.text

@@ -171,6 +171,8 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.tick_errors = 0
+        self.restarts = 0
+        """Times the evaluation loop died and was restarted (see :meth:`start`)."""
         self._enforcer = Enforcer(
             self.registry.clock, self._attach, self._is_open, hook_timeout, max_queue
         )
@@ -217,9 +219,19 @@ class Engine:
         self.stop()
 
     def _loop(self) -> None:
+        """Tick until stopped; if the loop itself dies, restart it with backoff."""
         stop = self._stop
-        while not stop.wait(self.interval):
-            self._tick()
+        backoff = self.interval
+        while not stop.is_set():
+            try:
+                while not stop.wait(self.interval):
+                    self._tick()
+                    backoff = self.interval
+            except BaseException:  # a supervisor: nothing may end the loop
+                self.restarts += 1
+                _log.exception("slakit engine loop died; restarting in %.1fs", backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 60.0)
 
     def _tick(self) -> None:
         try:
