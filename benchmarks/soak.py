@@ -1,0 +1,157 @@
+"""
+Soak: a service with slakit at full speed for a while, with reloads and a fault phase.
+
+    python benchmarks/soak.py [--minutes 10] [--quick]
+
+An ASGI app behind ``SLOMiddleware`` is called in-process as fast as one thread can
+(the other core runs the engine, hook workers and the history writer): a breaker guard
+bound to the SLO, a webhook notifier to a closed port (every delivery fails), a SQLite
+history with retention. The rings are pre-filled with 30 days of traffic first, and
+memory is sampled only after a warm-up minute, so what is measured is the steady
+state. Every minute the configuration is reloaded (the target alternates); in the
+middle third of the run 30 % of requests fail (the SLO pages, the breaker opens).
+
+Reported: requests served and the rate, RSS growth scaled to 10 minutes, and the change
+in threads and open file descriptors between the end of the warm-up and the end.
+
+Last line: RESULT soak rss_mib_per_10min=<x> threads_delta=<y> fds_delta=<z> rate=<r>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import slakit
+from slakit.asgi import SLOMiddleware
+from slakit.history import History
+from slakit.remediate import CircuitBreaker, HttpSettings, Policy, WebhookNotifier
+
+
+def rss_mib() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def fds() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def slo(target: str) -> slakit.SLO:
+    return slakit.SLO(
+        "soak",
+        objectives=[slakit.Availability(target), slakit.Latency("250ms", "99%")],
+        window="30d",
+    )
+
+
+class App:
+    def __init__(self) -> None:
+        self.failing = False
+        self.n = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.n += 1
+        status = 500 if self.failing and self.n % 10 < 3 else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b""}
+
+
+async def send(message: Any) -> None:
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--quick", action="store_true", help="2 minutes")
+    args = parser.parse_args()
+    seconds = 120.0 if args.quick else args.minutes * 60
+    workdir = Path(tempfile.mkdtemp(prefix="slakit-soak-"))
+
+    registry = slakit.Registry()
+    store = registry.register(slo("99.9%"))
+    now = time.time()
+    for minute in range(30 * 1_440):  # pre-fill a month of traffic
+        store.record_many(now - 30 * 86_400 + minute * 60, durations=[(0.02, 600)])
+    engine = slakit.Engine(registry)
+    breaker = CircuitBreaker("backend", slo="soak", wait_in_open="20s")
+    webhook = WebhookNotifier(
+        "ops", f"http://127.0.0.1:{closed_port()}/", settings=HttpSettings(retries=0, timeout=1)
+    )
+    engine.enforce("soak", Policy(critical=[breaker, webhook]))
+    history = History(workdir / "soak.db", retention=1)
+    history.attach(engine)
+    engine.start()
+    app = App()
+    mw = SLOMiddleware(app, slo=registry.slo("soak"), guards=[breaker], route=lambda s: "/x")
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": []}
+
+    def one() -> None:
+        coro = mw(dict(scope), receive, send)
+        try:
+            coro.send(None)
+        except StopIteration:
+            return
+        asyncio.run(coro)  # pragma: no cover - the app never awaits
+
+    began = time.monotonic()
+    warm = min(60.0, seconds / 4)
+    samples: list[tuple[float, float]] = []
+    start_state: tuple[int, int] | None = None
+    served = 0
+    next_reload = began + 60
+    target = "99.9%"
+    while (elapsed := time.monotonic() - began) < seconds:
+        for _ in range(1_000):
+            one()
+        served += 1_000
+        app.failing = seconds / 3 <= elapsed < 2 * seconds / 3
+        if time.monotonic() >= next_reload:
+            target = "99.5%" if target == "99.9%" else "99.9%"
+            engine.reload([slo(target)])
+            next_reload += 60
+        if elapsed >= warm:
+            if start_state is None:
+                start_state = (threading.active_count(), fds())
+            samples.append((elapsed, rss_mib()))
+    engine.stop()
+    history.prune()
+    history.close()
+    assert start_state is not None
+    end_threads, end_fds = threading.active_count(), fds()
+    first, last = samples[0], samples[-1]
+    growth = (last[1] - first[1]) / max(last[0] - first[0], 1e-9) * 600
+    db_mib = sum(p.stat().st_size for p in workdir.glob("soak.db*")) / 2**20
+    print(f"served {served:,} requests in {seconds:.0f} s: {served / seconds:,.0f}/s")
+    print(f"RSS {first[1]:.1f} -> {last[1]:.1f} MiB after warm-up; database {db_mib:.1f} MiB")
+    print(f"threads {start_state[0]} -> {end_threads}, fds {start_state[1]} -> {end_fds}")
+    print(
+        f"engine tick errors {engine.tick_errors}, restarts {engine.restarts}, violations "
+        f"{len(engine.violations(include_resolved=True))}"
+    )
+    print(
+        f"RESULT soak rss_mib_per_10min={growth:.2f} threads_delta={end_threads - start_state[0]} "
+        f"fds_delta={end_fds - start_state[1]} rate={served / seconds:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
