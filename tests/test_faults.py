@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from typing import Any
 
@@ -14,8 +15,11 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 import slakit
+from slakit import engine as engine_module
 from slakit import faults, ring
 from slakit.asgi import SLOMiddleware
+from slakit.history import History
+from slakit.remediate import Policy
 
 SLO = slakit.SLO("api", objectives=[slakit.Availability("99%")], window="1h")
 
@@ -128,3 +132,67 @@ def test_the_engine_loop_is_restarted_after_it_dies(caplog: pytest.LogCaptureFix
     assert engine.restarts == 2
     assert registry.latest("api").lifetime.total == 1  # type: ignore[union-attr]
     assert "engine loop died" in caplog.text
+
+
+def test_faults_in_every_later_stage_leave_calls_alone(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, clock: Any
+) -> None:
+    """Evaluator, exporter, history and hooks all fail; calls and recording carry on."""
+    registry = slakit.Registry(clock)
+    store = registry.register(SLO)
+    engine = slakit.Engine(registry)
+
+    class BrokenHook:
+        def on_event(self, event: object) -> None:
+            raise RuntimeError("hook fault")
+
+    class BrokenPublisher:
+        def publish(self, snapshots: object) -> None:
+            raise RuntimeError("exporter fault")
+
+    engine.enforce(SLO, Policy(critical=[BrokenHook()]))
+    engine.add_publisher(BrokenPublisher())
+    history = History(tmp_path / "h.db", flush_interval=3600)
+    history.attach(engine)
+    history._connect().execute("PRAGMA busy_timeout = 0")
+    blocker = sqlite3.connect(tmp_path / "h.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the history can no longer write
+
+    @slakit.track(SLO, registry=registry)
+    def handler(x: int) -> int:
+        if x < 0:
+            raise Boom
+        return x + 1
+
+    real = engine_module.evaluate_slo
+    broken = {"on": False}
+
+    def evaluate(*args: Any, **kwargs: Any) -> Any:
+        if broken["on"]:
+            raise RuntimeError("evaluator fault")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "evaluate_slo", evaluate)
+    results = []
+    for second in range(120):
+        broken["on"] = 60 <= second < 70
+        for i in range(10):
+            results.append(handler(i))
+            with pytest.raises(Boom):
+                handler(-1)
+        clock.advance(1)
+        engine._tick()  # the loop's tick: its faults are counted, not raised
+        engine.drain()
+        history.flush()
+    assert results == [i + 1 for i in range(10)] * 120
+    assert engine.tick_errors == 10
+    assert engine.publish_errors == 110
+    assert sum(s.errors for s in engine.hook_stats().values()) >= 1
+    store.consolidate()
+    life = store.read([(0.0, 1.0)]).lifetime
+    assert (life.total, life.bad) == (2_400, 1_200)  # every call recorded all along
+    assert history.write_errors > 0
+    engine.stop()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    history._queue.clear()
