@@ -30,6 +30,7 @@ import socket
 import sqlite3
 import threading
 import time
+import weakref
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -156,10 +157,12 @@ class History:
         self.worker = _worker_id()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._restores = False
         self.write_errors = 0
         self.dropped = 0
         """Rows left unwritten at :meth:`close` (the database stayed locked)."""
         self._connect()  # create or migrate the schema now: errors surface here
+        _HISTORIES.add(self)
 
     # -- connection ---------------------------------------------------------------------
 
@@ -177,6 +180,33 @@ class History:
             self.worker = _worker_id()
         return self._conn
 
+    def _forked(self) -> None:
+        """
+        In a forked child (gunicorn ``--preload``): a connection, a slot and rings of its own.
+
+        The parent's rows, connection and writer stay the parent's. The child claims
+        the lowest free ring slot (the parent, alive, keeps its own) and restores that
+        slot's snapshot into its stores, which the fork left empty.
+        """
+        self._conn, self._pid = None, -1
+        self._lock = threading.Lock()
+        self._queue = deque()
+        self._stop = threading.Event()
+        self._thread = None
+        self._last_minute = {}
+        self._last_snapshot = float("-inf")
+        self.worker = _worker_id()
+        if self._engine is None:
+            return
+        try:
+            self.slot = self._claim_slot()
+            if self._restores:
+                self._restore(self._engine)
+            self._start()
+        except sqlite3.Error as exc:  # the child must come up even if the database cannot
+            self.write_errors += 1
+            _log.error("slakit history: could not take a ring slot after fork: %s", exc)
+
     # -- wiring ---------------------------------------------------------------------------
 
     def attach(self, engine: Engine, *, restore: bool = True) -> None:
@@ -188,6 +218,7 @@ class History:
         Call it before the engine starts and before traffic is recorded.
         """
         self._engine = engine
+        self._restores = restore
         self.clock = engine.registry.clock
         self.record_definitions(engine.registry.slos())
         self.slot = self._claim_slot()
@@ -623,6 +654,18 @@ def _action(r: Sequence[Any]) -> Any:
     from slakit.events import Action  # noqa: PLC0415
 
     return Action(time=r[0], hook=r[1], result=r[2], attempt=r[3])
+
+
+_HISTORIES: weakref.WeakSet[History] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for history in list(_HISTORIES):
+        history._forked()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)  # after the stores reset
 
 
 def _alive(holder: str, me: str) -> bool:

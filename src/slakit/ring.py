@@ -31,6 +31,7 @@ Alignment
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import threading
@@ -540,16 +541,8 @@ class Store:
     def _absorb(self, decoded: list[_Decoded]) -> None:
         if not decoded:
             return
-        for level in self._levels:
-            deltas: dict[int, list[int]] = {}
-            for d in decoded:
-                epoch = d.epoch // level.res
-                have = deltas.get(epoch)
-                deltas[epoch] = d.vec if have is None else _plus(have, d.vec)
-            level.add(deltas)
+        _apply(self._levels, self._hists, decoded)
         for d in decoded:
-            for hl in self._hists:
-                hl.add(d.epoch // hl.res, d.hist)
             self._totals = _plus(self._totals, d.vec)
             sketch.merge(self._total_hist, d.hist)
 
@@ -679,11 +672,16 @@ class Store:
         """
         Serialise the rings (counts and histograms, every resolution) for a restore.
 
-        Open slots and lifetime totals are not kept: what a writer holds open is at most
-        a second old, and lifetime counters restart with the process, as Prometheus
-        expects of counters.
+        Slots writers still hold open are included; lifetime totals are not: lifetime
+        counters restart with the process, as Prometheus expects of counters.
         """
         with self._lock:
+            levels, hists = self._levels, self._hists
+            still_open = self._open()
+            if still_open:  # what writers hold open goes in too, on copies of the rings
+                levels = [copy.deepcopy(lvl) for lvl in levels]
+                hists = [copy.deepcopy(hl) for hl in hists]
+                _apply(levels, hists, still_open)
             state = {
                 "format": 1,
                 "thresholds": list(self._thresholds_ns),
@@ -695,7 +693,7 @@ class Store:
                         "base": lvl.base,
                         "cum": base64.b64encode(zlib.compress(lvl.cum.tobytes())).decode(),
                     }
-                    for lvl in self._levels
+                    for lvl in levels
                 ],
                 "hists": [
                     {
@@ -704,7 +702,7 @@ class Store:
                         "head": hl.head,
                         "slots": {str(ep): list(h.items()) for ep, h in hl.slots.items()},
                     }
-                    for hl in self._hists
+                    for hl in hists
                 ],
             }
         return zlib.compress(json.dumps(state, separators=(",", ":")).encode())
@@ -770,6 +768,22 @@ class View:
     """Counts since the store began."""
     lifetime_histogram: dict[int, int]
     """Latency histogram (bucket → count) since the store began; sums to ``lifetime.timed``."""
+
+
+def _apply(
+    levels: Sequence[_CountLevel], hists: Sequence[_HistLevel], decoded: list[_Decoded]
+) -> None:
+    """Add decoded slots to count and histogram rings."""
+    for level in levels:
+        deltas: dict[int, list[int]] = {}
+        for d in decoded:
+            epoch = d.epoch // level.res
+            have = deltas.get(epoch)
+            deltas[epoch] = d.vec if have is None else _plus(have, d.vec)
+        level.add(deltas)
+    for d in decoded:
+        for hl in hists:
+            hl.add(d.epoch // hl.res, d.hist)
 
 
 def _plus(a: Sequence[int], b: Sequence[int]) -> list[int]:
