@@ -101,7 +101,9 @@ def main() -> None:
     history.attach(engine)
     engine.start()
     app = App()
-    mw = SLOMiddleware(app, slo=registry.slo("soak"), guards=[breaker], route=lambda s: "/x")
+    mw = SLOMiddleware(
+        app, slo=registry.slo("soak"), guards=[breaker], route=lambda s: "/x", registry=registry
+    )
     scope = {"type": "http", "method": "GET", "path": "/x", "headers": []}
 
     def one() -> None:
