@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import slakit
-from slakit.history import History
+from slakit.history import MIGRATIONS, History
 from slakit.report import build, period_bounds, to_html, to_json, to_markdown
 from slakit.sla import Contract, Credit
 
@@ -119,3 +119,38 @@ def test_a_contract_checks_its_penalty_formula_when_made() -> None:
         name="x", customer="y", slo="api", weights={"availability": 0.75, "latency-250ms": 0.25}
     )
     assert c.compliance_score({"availability": True, "latency-250ms": False}) == 75
+
+
+def test_a_correction_leaves_its_minutes_out_and_is_listed(history: History) -> None:
+    start, end = period_bounds("month", "Europe/Paris", ts(2026, 3, 15))
+    history.correct(
+        "api", ts(2026, 3, 10, 10), ts(2026, 3, 10, 10, 30), "the probe was broken", by="bob"
+    )
+    report = build(history, [API], start, end, tz="Europe/Paris")
+    (o,) = report.objectives
+    minutes = 31 * 1_440 - 60 - 30  # the 30 corrected minutes are out
+    assert (o.events, o.bad) == (minutes * 100, 10 * 50)
+    assert o.bad_minutes == 10
+    assert report.corrections == (
+        ("api", ts(2026, 3, 10, 10), ts(2026, 3, 10, 10, 30), "the probe was broken"),
+    )
+    assert "the probe was broken" in to_markdown(report)
+    with pytest.raises(ValueError, match="must end after it starts"):
+        history.correct("api", 10.0, 5.0, "backwards")
+
+
+def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
+    """A database written by the first schema gains the corrections table, data intact."""
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    conn.execute(
+        "INSERT INTO measurements VALUES ('api', 'availability', 1, 'slot-0', 10, 1, NULL, NULL, '')"
+    )
+    conn.commit()
+    conn.close()
+    history = History(tmp_path / "old.db")
+    assert history.measurements("api", 0, 600) == [
+        slakit.history.Measurement("api", "availability", 1, 10, 1)
+    ]
+    history.correct("api", 0, 120, "migrated and usable")
+    assert history.measurements("api", 0, 600) == []

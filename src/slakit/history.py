@@ -10,6 +10,8 @@ several processes of a service may share (WAL, a busy timeout, retries):
 * ``violations`` and their ``actions`` — the ledger, written with ``synchronous=FULL``;
 * ``audit`` — append-only: definitions, acknowledgements, restores;
 * ``acks`` — acknowledgements from outside (``slakit ack``), applied by every worker;
+* ``corrections`` — time ranges excluded after the fact (a bad deploy of the probe,
+  a provider's admitted outage), left out of reports and listed in them;
 * ``snapshots`` — the coarse rings of each SLO per *ring slot*, every minute;
 * ``leases`` — which worker holds which ring slot (so a restored budget is restored
   into exactly one worker, never lost and never doubled).
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("slakit.history")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 MIGRATIONS: Final[Sequence[str]] = (
     # 0 -> 1
     """
@@ -92,6 +94,12 @@ MIGRATIONS: Final[Sequence[str]] = (
         PRIMARY KEY (slo, slot));
     CREATE TABLE leases (
         name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
+    """,
+    # 1 -> 2: corrections after the fact
+    """
+    CREATE TABLE corrections (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, slo TEXT NOT NULL, start REAL NOT NULL,
+        end REAL NOT NULL, reason TEXT NOT NULL, t REAL NOT NULL, by TEXT);
     """,
 )
 """Schema migrations, oldest first; ``PRAGMA user_version`` records how many ran."""
@@ -574,13 +582,47 @@ class History:
 
     # -- reading (reports, the CLI) -----------------------------------------------------------
 
+    def correct(
+        self, slo: str, start: float, end: float, reason: str, by: str | None = None
+    ) -> None:
+        """
+        Exclude ``[start, end)`` of ``slo`` after the fact, with a reason (and audit it).
+
+        Reports leave the minutes of a correction out and list it; the rings (and the
+        live budget) are not rewritten.
+        """
+        if end <= start:
+            raise ValueError(f"a correction must end after it starts ({start} >= {end})")
+        conn = self._connect()
+        now = time.time()
+        with _transaction(conn):
+            conn.execute(
+                "INSERT INTO corrections (slo, start, end, reason, t, by) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (slo, start, end, reason, now, by),
+            )
+            self._audit(
+                conn, now, "correction", slo, {"start": start, "end": end, "reason": reason}
+            )
+
+    def corrections(self, slo: str, start: float, end: float) -> list[tuple[float, float, str]]:
+        """Corrections of ``slo`` overlapping ``[start, end)``: ``(start, end, reason)``."""
+        rows = self._connect().execute(
+            "SELECT start, end, reason FROM corrections WHERE slo = ? AND start < ? AND end > ? "
+            "ORDER BY start",
+            (slo, end, start),
+        )
+        return [(r[0], r[1], r[2]) for r in rows.fetchall()]
+
     def measurements(self, slo: str, start: float, end: float) -> list[Measurement]:
-        """Per objective and minute in ``[start, end)``, summed over workers."""
+        """Per objective and minute in ``[start, end)``, summed over workers, corrections out."""
         rows = (
             self._connect()
             .execute(
-                "SELECT slo, objective, minute, sum(events), sum(bad) FROM measurements "
-                "WHERE slo = ? AND minute >= ? AND minute < ? "
+                "SELECT slo, objective, minute, sum(events), sum(bad) FROM measurements m "
+                "WHERE slo = ? AND minute >= ? AND minute < ? AND NOT EXISTS ("
+                "  SELECT 1 FROM corrections c WHERE c.slo = m.slo"
+                "  AND c.start <= m.minute * 60 AND m.minute * 60 < c.end) "
                 "GROUP BY slo, objective, minute ORDER BY minute",
                 (slo, int(start // 60), int(end // 60)),
             )

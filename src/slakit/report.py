@@ -116,6 +116,8 @@ class Report:
     owed: float | None = None
     daily: tuple[tuple[str, float | None], ...] = ()
     """Per local day, the first objective's SLI (for the chart)."""
+    corrections: tuple[tuple[str, float, float, str], ...] = ()
+    """``(slo, start, end, reason)`` of the time left out after the fact."""
 
 
 def build(
@@ -132,6 +134,9 @@ def build(
     objectives: list[ObjectiveReport] = []
     violations: list[ViolationReport] = []
     daily: list[tuple[str, float | None]] = []
+    corrections = [
+        (slo.name, *c) for slo in slos for c in history.corrections(slo.name, start, end)
+    ]
     for slo in slos:
         rows = history.measurements(slo.name, start, end)
         for o in slo.objectives:
@@ -157,6 +162,7 @@ def build(
         mttd=sum(detected) / len(detected) if detected else None,
         mttr=sum(durations) / len(durations) if durations else None,
         daily=tuple(daily),
+        corrections=tuple(corrections),
     )
     if contract is None:
         return report
@@ -291,6 +297,12 @@ def to_markdown(report: Report) -> str:
                 f"Credit: {report.credit_percent or 0:g} %. Owed: {report.owed or 0:,.2f}."
             ),
         ]
+    if report.corrections:
+        out += ["", "## Corrections (left out of the figures)", ""]
+        out.extend(
+            f"- {slo}: {_when(s, tz)} to {_when(e, tz)}: {reason}"
+            for slo, s, e, reason in report.corrections
+        )
     out += ["", "## Violations", ""]
     if not report.violations:
         out.append("None.")
