@@ -94,8 +94,15 @@ class Worker:
             try:
                 self.call(job)
             except Exception as exc:
-                _log.exception("slakit hook %s failed on %s", self.name, type(job).__name__)
-                self.stats.errors += 1  # after the log: a reader of the count finds the log
+                n = self.stats.errors + 1
+                if n == 1 or str(n).rstrip("0") == "1":  # the 1st, 10th, 100th ... failure
+                    _log.exception(
+                        "slakit hook %s failed on %s (%d failures so far)",
+                        self.name,
+                        type(job).__name__,
+                        n,
+                    )
+                self.stats.errors = n  # after the log: a reader of the count finds the log
                 result = f"error: {type(exc).__name__}: {exc}"
             else:
                 self.stats.delivered += 1
