@@ -512,3 +512,18 @@ def test_null_and_number_keys_are_unknown_fields_not_a_crash():
         "None: unknown field",
         "foo: unknown field",
     ]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("yaml", "[" * 3_000),
+        ("yaml", "x: " + "{a: " * 900 + "1" + "}" * 900),
+        ("json", "[" * 100_000),
+        ("toml", "a = " + "[" * 100_000),
+    ],
+)
+def test_deep_nesting_is_a_config_error(fmt, text):
+    """Found by the hour-long fuzz run: parsers recurse; that is bad input, not a crash."""
+    with pytest.raises(slakit.ConfigError, match="nested too deeply"):
+        slakit.loads(text, fmt)

@@ -281,7 +281,12 @@ def loads(text: str, fmt: str = "yaml") -> Config:
             raise ValueError(f"unknown format {fmt!r}: use yaml, toml or json")
     except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError([FieldError("", f"not valid {fmt}: {exc}")]) from None
-    return load_dict(data if data is not None else {})
+    except RecursionError:  # found by the fuzzer: [[[[... a thousand levels deep
+        raise ConfigError([FieldError("", f"not valid {fmt}: nested too deeply")]) from None
+    try:
+        return load_dict(data if data is not None else {})
+    except RecursionError:
+        raise ConfigError([FieldError("", "nested too deeply")]) from None
 
 
 def load(path: str | Path) -> Config:
