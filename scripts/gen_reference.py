@@ -128,6 +128,9 @@ SECTIONS = {
     "Export (`slakit.export`)": [
         slakit.export.prometheus.register,
         slakit.export.prometheus.SLOCollector,
+        slakit.export.prometheus.exposition,
+        slakit.export.prometheus.make_asgi_app,
+        slakit.export.prometheus.make_wsgi_app,
         slakit.export.multiprocess.publish,
         slakit.export.multiprocess.MultiProcessPublisher,
         slakit.export.rules.rule_groups,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -29,7 +30,15 @@ from slakit.cli import main as cli
 from slakit.evaluate import Snapshot
 from slakit.export.grafana import dashboard, panel_queries
 from slakit.export.otel import instrument
-from slakit.export.prometheus import DEFAULT_BUCKETS, _buckets, register
+from slakit.export.prometheus import (
+    DEFAULT_BUCKETS,
+    SLOCollector,
+    _buckets,
+    exposition,
+    make_asgi_app,
+    make_wsgi_app,
+    register,
+)
 from slakit.export.rules import ALERT, rule_groups
 from slakit.remediate import CircuitBreaker, LoadShedder, Scaler
 from slakit.ring import Counts
@@ -385,3 +394,42 @@ class TestDashboard:
             [promtool, "check", "rules", str(check)], capture_output=True, text=True, check=False
         )
         assert 0 == result.returncode, result.stdout + result.stderr
+
+
+class TestFastExposition:
+    def test_it_writes_exactly_the_samples_prometheus_client_writes(self, exported):
+        """Same families, types, help texts, samples and values; parsed by prometheus-client."""
+        engine, prom, collector = exported
+        registry = engine.registry
+        table = registry.series(registry.slo("checkout"), ("route", "method", "tenant"))
+        table.add(table.key(('/we"ird\\path\n', "GET", "t")), 0)  # label values to escape
+        reference = prometheus_client.generate_latest(prom).decode()
+        fast = exposition(collector).decode()
+
+        def parsed(text):
+            return sorted(
+                (f.name, f.type, f.documentation, s.name, tuple(sorted(s.labels.items())), s.value)
+                for f in text_string_to_metric_families(text)
+                for s in f.samples
+            )
+
+        assert parsed(fast) == parsed(reference)
+        assert len(parsed(fast)) > 50
+
+    def test_the_apps_serve_slakit_and_the_rest(self, exported):
+        engine, _, _ = exported
+        other = prometheus_client.CollectorRegistry()
+        prometheus_client.Counter("orders", "Orders placed.", registry=other).inc(3)
+        collector = SLOCollector(engine)
+        body = b"".join(
+            make_wsgi_app(collector, other)({"REQUEST_METHOD": "GET"}, lambda status, headers: None)
+        ).decode()
+        assert 'slakit_requests_total{slo="checkout"} 1000.0' in body
+        assert "orders_total 3.0" in body
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        asyncio.run(make_asgi_app(collector, other)({"type": "http"}, None, send))
+        assert sent[1]["body"].decode() == body

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from typing import TYPE_CHECKING, Final
+import operator
+from typing import TYPE_CHECKING, Any, Final, cast
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
     REGISTRY,
     CounterMetricFamily,
@@ -33,12 +35,13 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     StateSetMetricFamily,
 )
+from prometheus_client.utils import floatToGoString
 
 from slakit import sketch
 from slakit.spec import Status
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
     from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import CollectorRegistry
@@ -69,6 +72,7 @@ class SLOCollector:
         scalers: Iterable[Scaler] = (),
     ) -> None:
         self.engine = engine
+        self._label_cache: dict[tuple[tuple[str, str], ...], str] = {}
         self.buckets = tuple(sorted(buckets))
         self.breakers = tuple(breakers)
         self.shedders = tuple(shedders)
@@ -219,8 +223,9 @@ def _buckets(
 ) -> list[tuple[str, float]]:
     """Cumulative counts per ``le`` (a bisect each); exact at the SLO's latency thresholds."""
     exact = {t: snap.lifetime.timed - snap.lifetime.slow[i] for i, t in enumerate(thresholds)}
-    keys = sorted(snap.lifetime_histogram)
-    cumulative = list(itertools.accumulate(snap.lifetime_histogram[k] for k in keys))
+    hist = snap.lifetime_histogram
+    keys = sorted(hist)
+    cumulative = list(itertools.accumulate(map(hist.__getitem__, keys)))
     out = []
     for le in sorted({*bounds, *thresholds}):
         if le in exact:
@@ -238,7 +243,83 @@ def _buckets(
 
 def _sum(hist: Mapping[int, int]) -> float:
     """Sum of durations, from bucket midpoints (within the sketch's 1 %)."""
-    return sum(sketch.bucket_value(b) * n for b, n in hist.items())
+    return float(sum(map(operator.mul, map(sketch.bucket_value, hist.keys()), hist.values())))
+
+
+def exposition(collector: SLOCollector) -> bytes:
+    """
+    Render the collector's families in the Prometheus text format, fast.
+
+    The same samples ``generate_latest`` would write for this collector (a test compares
+    them), at a fraction of the cost: label strings are escaped once and cached, values
+    formatted once. Serve it with :func:`make_asgi_app`/:func:`make_wsgi_app`, which
+    append prometheus-client's rendering of everything else in a registry.
+    """
+    out: list[str] = []
+    cache = collector._label_cache
+    for family in collector.collect():
+        name = family.name
+        kind = _TEXT_TYPES.get(family.type, family.type)
+        shown = f"{name}_total" if kind == "counter" else name
+        out.append(f"# HELP {shown} {_help(family.documentation)}\n# TYPE {shown} {kind}\n")
+        for sample in family.samples:
+            labels = sample.labels
+            if labels:
+                key = tuple(labels.items())
+                text = cache.get(key)
+                if text is None:
+                    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
+                    text = cache[key] = "{" + inner + "}"
+                    if len(cache) > _LABEL_CACHE:
+                        cache.clear()
+            else:
+                text = ""
+            out.append(f"{sample.name}{text} {_go_float(sample.value)}\n")
+    return "".join(out).encode()
+
+
+_LABEL_CACHE: Final = 100_000
+_TEXT_TYPES: Final = {"stateset": "gauge", "info": "gauge", "unknown": "untyped"}
+"""OpenMetrics types the classic text format writes as others (as prometheus-client does)."""
+_go_float: Final = cast("Callable[[float], str]", floatToGoString)  # untyped upstream
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def make_asgi_app(collector: SLOCollector, registry: CollectorRegistry = REGISTRY) -> Any:
+    """
+    Return an ASGI ``/metrics`` app: slakit's series fast, then the rest of ``registry``.
+
+    Use an unregistered ``SLOCollector(engine, ...)``: a collector also registered in
+    ``registry`` would be rendered twice.
+    """
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # noqa: ARG001 - ASGI
+        if scope["type"] != "http":
+            return
+        body = exposition(collector) + generate_latest(registry)
+        headers = [(b"content-type", CONTENT_TYPE_LATEST.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def make_wsgi_app(collector: SLOCollector, registry: CollectorRegistry = REGISTRY) -> Any:
+    """Return the WSGI twin of :func:`make_asgi_app`."""
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:  # noqa: ARG001 - WSGI
+        body = exposition(collector) + generate_latest(registry)
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [body]
+
+    return app
 
 
 def register(
