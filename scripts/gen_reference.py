@@ -22,6 +22,7 @@ import slakit.config
 import slakit.engine
 import slakit.evaluate
 import slakit.events
+import slakit.export.fleet
 import slakit.export.grafana
 import slakit.export.multiprocess
 import slakit.export.openslo
@@ -132,6 +133,7 @@ SECTIONS = {
         slakit.export.prometheus.make_asgi_app,
         slakit.export.prometheus.make_wsgi_app,
         slakit.export.multiprocess.publish,
+        slakit.export.fleet.FleetSignal,
         slakit.export.multiprocess.MultiProcessPublisher,
         slakit.export.rules.rule_groups,
         slakit.export.rules.rule_tests,

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Self
 import pytest
 import yaml
 
+import slakit
+from slakit.export.fleet import FleetSignal
 from slakit.export.grafana import dashboard, panel_queries
 from slakit.export.rules import ALERT, rule_groups
 from tests.fleet_app import API
@@ -243,5 +245,28 @@ def test_prometheus_evaluates_the_fleet_like_the_engine(
 
         for expr in panel_queries(dashboard([API], service="fleet")):
             assert prom.query(expr), f"no data for panel query: {expr}"
+
+        # fleet feedback: the fleet's burn rate over the period, as a local signal
+        burn = FleetSignal(prom.url, f"{sli} / 0.01", interval=3600)
+        value = burn.poll()
+        assert value == pytest.approx(exact / 0.01)
+        assert burn() == value
+        burn.stop()
     finally:
         prom.stop()
+
+
+def test_a_fleet_signal_that_cannot_reach_prometheus_reads_unknown(clock: Any) -> None:
+    signal = FleetSignal(f"http://127.0.0.1:{free_port()}", "up", interval=3600, timeout=1)
+    assert signal.poll() is None
+    assert signal.errors == 1
+    objective = slakit.Threshold("fleet-burn", op="<=", warning=6, critical=14.4, source=signal)
+    slo = slakit.SLO("local", objectives=[objective], window="1h")
+    registry = slakit.Registry(clock)
+    registry.register(slo)
+    snap = slakit.Engine(registry).evaluate_now()["local"]
+    assert snap.objective("fleet-burn").actual is None  # unknown, not a number
+    assert snap.status is slakit.Status.HEALTHY
+    signal.stop()
+    with pytest.raises(ValueError, match="url: expected"):
+        FleetSignal("prometheus:9090", "up")

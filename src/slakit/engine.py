@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import threading
 import time
@@ -454,7 +455,8 @@ class Engine:
                 values[o.key] = self._values.get(o.key)
                 continue
             try:
-                values[o.key] = float(o.source())
+                value = float(o.source())
+                values[o.key] = value if math.isfinite(value) else None  # NaN: unknown
             except Exception:
                 values[o.key] = None
                 _log.exception("slakit: sampling %s/%s failed", slo.name, o.key)
