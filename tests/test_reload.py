@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
 import slakit
 from slakit.events import ViolationResolved
 from slakit.testing import FakeClock, capture_events
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 OLD = slakit.SLO(
     "api", objectives=[slakit.Availability("99%"), slakit.Latency("250ms", "99%")], window="1d"
@@ -68,3 +75,31 @@ def test_a_threshold_change_is_refused_and_nothing_changes(clock: FakeClock) -> 
     longer = slakit.SLO("api", objectives=OLD.objectives, window="90d")
     with pytest.raises(ValueError, match="restart to apply it"):
         engine.reload([longer])
+
+
+def test_watching_the_file_reloads_it_and_keeps_going_on_a_bad_edit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "slos.yaml"
+    text = "slos:\n  - name: api\n    window: 1d\n    objectives:\n      - availability: {target: 99%}\n"
+    path.write_text(text)
+    registry = slakit.Registry()
+    registry.replace(slakit.load(path).slos)
+    engine = slakit.Engine(registry)
+    stop = engine.watch(path, interval=0.01)
+    try:
+        with caplog.at_level(logging.WARNING, logger="slakit.engine"):
+            path.write_text("slos: [{name: api, objectives: [{availability: {target: 2}}]}]\n")
+            wait_for(lambda: "not reloaded" in caplog.text)
+            assert registry.slo("api").objectives[0].target == 0.99  # the bad edit changed nothing
+            path.write_text(text.replace("99%", "99.9%"))
+            wait_for(lambda: registry.slo("api").objectives[0].target == 0.999)
+    finally:
+        stop.set()
+
+
+def wait_for(condition: Any) -> None:
+    deadline = time.monotonic() + 30  # a watchdog
+    while not condition():
+        assert time.monotonic() < deadline, "the watcher never acted"
+        time.sleep(0.01)

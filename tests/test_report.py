@@ -154,3 +154,25 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     ]
     history.correct("api", 0, 120, "migrated and usable")
     assert history.measurements("api", 0, 600) == []
+
+
+def test_a_contract_outside_its_effective_period_scores_nothing(history: History) -> None:
+    start, end = period_bounds("month", "Europe/Paris", ts(2026, 3, 15))
+    later = Contract(
+        name="renewal",
+        customer="ACME",
+        slo="api",
+        weights={"availability": 1},
+        effective={"from": "2026-04-01", "until": None},
+    )
+    assert build(history, [API], start, end, contract=later).compliance_score is None
+    current = Contract(
+        name="current",
+        customer="ACME",
+        slo="api",
+        weights={"availability": 1},
+        effective=("2026-01-01", "2026-03-31"),
+    )
+    assert build(history, [API], start, end, contract=current).compliance_score == 100
+    with pytest.raises(ValueError, match="effective:"):
+        Contract(name="x", customer="y", slo="api", weights={"a": 1}, effective=("soon", None))

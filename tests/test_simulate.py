@@ -95,3 +95,23 @@ def test_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     profile.write_text("duration: 1d\nrate: 10\nphases: [{start: 1h}]\n")
     assert cli(["simulate", str(config), str(profile)]) == 1
     assert "duration" in capsys.readouterr().err
+
+
+def test_a_csv_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    phases = tmp_path / "phases.csv"
+    phases.write_text(
+        "name,start,duration,error_rate,slow_rate,latency\noutage,1d,15m,100%,,\n"
+        "slow disk,3d,1h,,30%,800ms\n"
+    )
+    profile = Profile.from_csv(phases.read_text(), duration="4d", rate=50)
+    assert [p.name for p in profile.phases] == ["outage", "slow disk"]
+    assert profile.phases[1].latency == 0.8
+    config = tmp_path / "slos.yaml"
+    config.write_text(
+        "slos:\n  - name: api\n    window: 30d\n    objectives:\n"
+        "      - availability: {target: 99.9%}\n"
+    )
+    assert cli(["simulate", str(config), str(phases)]) == 2
+    assert "needs --duration and --rate" in capsys.readouterr().err
+    assert cli(["simulate", str(config), str(phases), "--duration", "2d", "--rate", "50"]) == 0
+    assert "outage (availability): detected after 60 s" in capsys.readouterr().out

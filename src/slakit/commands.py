@@ -135,7 +135,14 @@ def simulate(args: argparse.Namespace, cfg: Config) -> int:
         print(f"no SLO named {args.slo!r} in {args.path}", file=sys.stderr)
         return 1
     try:
-        profile = Profile.from_dict(yaml.safe_load(Path(args.profile).read_text()))
+        text = Path(args.profile).read_text()
+        if args.profile.endswith(".csv"):
+            if args.duration is None or args.rate is None:
+                print("a CSV profile needs --duration and --rate", file=sys.stderr)
+                return 2
+            profile = Profile.from_csv(text, duration=args.duration, rate=args.rate)
+        else:
+            profile = Profile.from_dict(yaml.safe_load(text))
     except (OSError, TypeError, ValueError, yaml.YAMLError) as exc:
         print(f"{args.profile}: {exc}", file=sys.stderr)
         return 1

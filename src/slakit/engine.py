@@ -20,6 +20,7 @@ import time
 import uuid
 import weakref
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import attrs
@@ -390,6 +391,44 @@ class Engine:
                 self._slices.pop(name, None)
             self._emit(gone)
         return changed
+
+    def watch(self, path: str | os.PathLike[str], interval: float = 5.0) -> threading.Event:
+        """
+        Reload the SLOs of a configuration file whenever it changes (checked every interval).
+
+        A file that fails to load is logged with every error and changes nothing; the
+        running definitions stay. Set the returned event to stop watching.
+        """
+        from slakit.config import load  # noqa: PLC0415 - only watchers read files
+        from slakit.exceptions import ConfigError  # noqa: PLC0415
+
+        stop = threading.Event()
+        file = Path(path)
+
+        def stamp() -> int | None:
+            try:
+                return file.stat().st_mtime_ns
+            except OSError:
+                return None
+
+        seen = stamp()  # the definitions already running came from this version
+
+        def run() -> None:
+            nonlocal seen
+            while not stop.wait(interval):
+                now = stamp()
+                if now is None or now == seen:
+                    continue
+                seen = now
+                try:
+                    changed = self.reload(load(file).slos)
+                except (ConfigError, ValueError, OSError) as exc:
+                    _log.error("slakit: %s not reloaded: %s", file, exc)
+                else:
+                    _log.warning("slakit: reloaded %s (changed: %s)", file, changed or "none")
+
+        threading.Thread(target=run, name="slakit-watch", daemon=True).start()
+        return stop
 
     def schedule(self, window: MaintenanceWindow) -> None:
         """Exclude the events of a (recurring) maintenance window from its SLOs' SLIs."""

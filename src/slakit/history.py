@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("slakit.history")
 
+PRUNE_EVERY: Final = 3_600.0
+"""Seconds between the writer's retention passes."""
+
 SCHEMA_VERSION: Final = 2
 MIGRATIONS: Final[Sequence[str]] = (
     # 0 -> 1
@@ -490,8 +493,15 @@ class History:
             self._thread.start()
 
     def _run(self) -> None:
+        pruned = time.monotonic()
         while not self._stop.wait(self.flush_interval):
             self.flush()
+            if time.monotonic() - pruned >= PRUNE_EVERY:
+                pruned = time.monotonic()
+                try:
+                    self.prune()
+                except sqlite3.Error:  # locked: the next round will do it
+                    self.write_errors += 1
 
     def flush(self) -> int:
         """

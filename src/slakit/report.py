@@ -164,7 +164,7 @@ def build(
         daily=tuple(daily),
         corrections=tuple(corrections),
     )
-    if contract is None:
+    if contract is None or not contract.in_force(start, end):
         return report
     covered = {o.objective: o for o in objectives if o.slo == contract.slo}
     met = {key: covered[key].met for key in contract.weights if key in covered}

@@ -22,6 +22,8 @@ that belong to an incident) and recall (incidents alerted on).
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -79,6 +81,24 @@ class Profile:
             Phase(**{"name": f"phase {i + 1}", **p}) for i, p in enumerate(data.get("phases", ()))
         )
         return cls(**{**data, "phases": phases})
+
+    @classmethod
+    def from_csv(cls, text: str, *, duration: str | float, rate: float) -> Profile:
+        """
+        Build a profile from a CSV of phases (a header row names the columns).
+
+        Columns are the fields of :class:`Phase` (``name,start,duration,error_rate,...``);
+        empty cells take the defaults. The run's duration and rate are given apart.
+        """
+        phases = []
+        for i, row in enumerate(csv.DictReader(io.StringIO(text))):
+            fields: dict[str, Any] = {
+                k.strip(): v.strip() for k, v in row.items() if k and v and v.strip()
+            }
+            if "rate" in fields:
+                fields["rate"] = float(fields["rate"])
+            phases.append(Phase(**{"name": f"phase {i + 1}", **fields}))
+        return cls(duration=duration, rate=rate, phases=tuple(phases))
 
     def at(self, t: float) -> Phase | None:
         """Return the phase in force at ``t`` seconds into the run (the last listed wins)."""

@@ -15,6 +15,7 @@ and optionally a penalty formula checked by :mod:`slakit.formula`::
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -47,6 +48,24 @@ def _weights(value: Mapping[str, float]) -> Mapping[str, float]:
     return weights
 
 
+def _period(value: object) -> tuple[str, str | None] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        value = (value.get("from"), value.get("until"))
+    if not isinstance(value, tuple | list) or len(value) != 2 or value[0] is None:
+        raise ValueError("effective: expected {from: YYYY-MM-DD, until: YYYY-MM-DD or none}")
+    begin, until = (None if v is None else str(v) for v in value)
+    try:
+        for v in (begin, until):
+            if v is not None:
+                dt.date.fromisoformat(v)
+    except ValueError as exc:
+        raise ValueError(f"effective: {exc}") from None
+    assert begin is not None
+    return begin, until
+
+
 def _penalty(value: str | Formula | None) -> Formula | None:
     if value is None or isinstance(value, Formula):
         return value
@@ -76,6 +95,21 @@ class Contract:
     credits: tuple[Credit, ...] = attrs.field(default=(), converter=_credits)
     penalty: Formula | None = attrs.field(default=None, converter=_penalty)
     monthly_fee: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    effective: tuple[str, str | None] | None = attrs.field(default=None, converter=_period)
+    """``(from, until)`` ISO dates the contract is in force (``until`` ``None``: open)."""
+
+    def in_force(self, start: float, end: float) -> bool:
+        """Whether the contract covers any of ``[start, end)`` (Unix seconds, UTC dates)."""
+        if self.effective is None:
+            return True
+        begin, until = self.effective
+        first = dt.datetime.fromisoformat(begin).replace(tzinfo=dt.UTC).timestamp()
+        last = (
+            float("inf")
+            if until is None
+            else dt.datetime.fromisoformat(until).replace(tzinfo=dt.UTC).timestamp()
+        )
+        return first < end and start < last
 
     def compliance_score(self, met: Mapping[str, bool]) -> float:
         """Σ weight of the met objectives × 100, weights normalised (0 … 100)."""
