@@ -270,6 +270,8 @@ def load_dict(data: Mapping[str, Any]) -> Config:
 
 def loads(text: str, fmt: str = "yaml") -> Config:
     """Parse ``text`` as ``yaml`` (safe loading), ``toml`` or ``json`` and load it."""
+    if fmt in ("yaml", "json") and _depth(text) > MAX_DEPTH:
+        raise ConfigError([FieldError("", f"not valid {fmt}: nested too deeply")])
     try:
         if fmt == "yaml":
             data = yaml.safe_load(text)
@@ -287,6 +289,36 @@ def loads(text: str, fmt: str = "yaml") -> Config:
         return load_dict(data if data is not None else {})
     except RecursionError:
         raise ConfigError([FieldError("", "nested too deeply")]) from None
+
+
+MAX_DEPTH: Final = 64
+"""Brackets a YAML or JSON configuration may nest (real ones use fewer than ten)."""
+
+
+def _depth(text: str) -> int:
+    """Deepest ``[``/``{`` nesting outside quotes (PyYAML is quadratic, then recursive, in it)."""
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    prev = "\n"  # the last character that was not a space
+    for ch in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'" and prev in "\n:[{,-":  # a quoted scalar starts here, not "don't"
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        if ch not in " \t":
+            prev = ch
+    return deepest
 
 
 def load(path: str | Path) -> Config:
