@@ -16,6 +16,7 @@ import pytest
 
 import slakit
 from slakit.history import SCHEMA_VERSION, History
+from slakit.report import build, to_markdown
 from slakit.testing import FakeClock
 from tests.servers import free_port
 
@@ -351,3 +352,23 @@ def spawn_worker(db: str, phase: str, n: int) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_maintenance_windows_go_to_the_history_and_the_report(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    engine, history = service(tmp_path / "h.db", clock)
+    traffic(engine, clock, 60)
+    began = clock.time()
+    with slakit.maintenance("checkout", registry=engine.registry):
+        traffic(engine, clock, 120, bad_every=2)  # planned: does not count
+    ended = clock.time()
+    traffic(engine, clock, 60)
+    history.flush()
+    assert history.maintenance("checkout", began - 10, ended + 10) == [(began, ended)]
+    report = build(history, [CHECKOUT], began - 600, clock.time() + 60)
+    assert report.maintenance == (("checkout", began, ended),)
+    assert "Maintenance windows" in to_markdown(report)
+    (availability, _) = report.objectives
+    assert availability.bad == 0  # the failures inside the window were ignored
+    history.close()

@@ -162,6 +162,7 @@ class History:
         self._conn: sqlite3.Connection | None = None
         self._engine: Engine | None = None
         self._last_minute: dict[str, int] = {}
+        self._maintenance_seen: set[tuple[str, float]] = set()
         self._last_snapshot = float("-inf")
         self._last_ack = 0
         self.slot: int | None = None
@@ -355,6 +356,11 @@ class History:
             if minute > last:
                 self._measure(engine, name, snap, max(last, minute - 60), minute)
                 self._last_minute[name] = minute
+        for name in snapshots:  # maintenance windows that ended: into the audit trail
+            for begin, end in engine.registry.store(name).exclusions():
+                if end <= now and (name, begin) not in self._maintenance_seen:
+                    self._maintenance_seen.add((name, begin))
+                    self.audit("maintenance", name, {"start": begin, "end": end})
         if now - self._last_snapshot >= self.snapshot_interval:
             self._last_snapshot = now
             for name in snapshots:
@@ -614,6 +620,15 @@ class History:
             self._audit(
                 conn, now, "correction", slo, {"start": start, "end": end, "reason": reason}
             )
+
+    def maintenance(self, slo: str, start: float, end: float) -> list[tuple[float, float]]:
+        """Maintenance windows of ``slo`` that overlap ``[start, end)`` (from the audit)."""
+        rows = self._connect().execute(
+            "SELECT DISTINCT detail FROM audit WHERE kind = 'maintenance' AND subject = ?",
+            (slo,),
+        )
+        spans = [(d["start"], d["end"]) for d in (json.loads(r[0]) for r in rows.fetchall())]
+        return sorted((b, e) for b, e in spans if b < end and e > start)
 
     def corrections(self, slo: str, start: float, end: float) -> list[tuple[float, float, str]]:
         """Corrections of ``slo`` overlapping ``[start, end)``: ``(start, end, reason)``."""

@@ -118,6 +118,8 @@ class Report:
     """Per local day, the first objective's SLI (for the chart)."""
     corrections: tuple[tuple[str, float, float, str], ...] = ()
     """``(slo, start, end, reason)`` of the time left out after the fact."""
+    maintenance: tuple[tuple[str, float, float], ...] = ()
+    """``(slo, start, end)`` of the maintenance windows (their events were ignored)."""
 
 
 def build(
@@ -136,6 +138,9 @@ def build(
     daily: list[tuple[str, float | None]] = []
     corrections = [
         (slo.name, *c) for slo in slos for c in history.corrections(slo.name, start, end)
+    ]
+    maintenance = [
+        (slo.name, *m) for slo in slos for m in history.maintenance(slo.name, start, end)
     ]
     for slo in slos:
         rows = history.measurements(slo.name, start, end)
@@ -163,6 +168,7 @@ def build(
         mttr=sum(durations) / len(durations) if durations else None,
         daily=tuple(daily),
         corrections=tuple(corrections),
+        maintenance=tuple(maintenance),
     )
     if contract is None or not contract.in_force(start, end):
         return report
@@ -303,6 +309,9 @@ def to_markdown(report: Report) -> str:
             f"- {slo}: {_when(s, tz)} to {_when(e, tz)}: {reason}"
             for slo, s, e, reason in report.corrections
         )
+    if report.maintenance:
+        out += ["", "## Maintenance windows (their events were ignored)", ""]
+        out.extend(f"- {slo}: {_when(s, tz)} to {_when(e, tz)}" for slo, s, e in report.maintenance)
     out += ["", "## Violations", ""]
     if not report.violations:
         out.append("None.")

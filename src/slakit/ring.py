@@ -564,6 +564,11 @@ class Store:
                 if window[0] == start and window[1] == float("inf"):
                     window[1] = end
 
+    def exclusions(self) -> list[tuple[float, float]]:
+        """Return the excluded wall-clock spans, ``(start, end)``; an open one ends at inf."""
+        with self._lock:
+            return [(s, e) for s, e in self._exclusions]
+
     def _excluded(self, epoch: int) -> bool:
         return any(s <= epoch + 0.5 < e for s, e in self._exclusions)
 
