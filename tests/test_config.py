@@ -537,3 +537,9 @@ def test_deep_flow_mappings_are_refused_before_the_quadratic_yaml_scanner():
         slakit.loads("x: " + "{a: " * 300)
     assert time.monotonic() - began < 5  # a watchdog: refused at once, not after parsing
     slakit.loads("slos: []\nservice: " + '"' + "[" * 100 + '"')  # quoted brackets: one level
+
+
+def test_an_impossible_unicode_escape_is_a_config_error():
+    """Found by the fuzzer: PyYAML lets chr()'s ValueError out for "\\U44444444"."""
+    with pytest.raises(slakit.ConfigError, match="not valid yaml"):
+        slakit.loads('x: "\\U44444444"')

@@ -270,6 +270,8 @@ def load_dict(data: Mapping[str, Any]) -> Config:
 
 def loads(text: str, fmt: str = "yaml") -> Config:
     """Parse ``text`` as ``yaml`` (safe loading), ``toml`` or ``json`` and load it."""
+    if fmt not in ("yaml", "toml", "json"):
+        raise ValueError(f"unknown format {fmt!r}: use yaml, toml or json")
     if fmt in ("yaml", "json") and _depth(text) > MAX_DEPTH:
         raise ConfigError([FieldError("", f"not valid {fmt}: nested too deeply")])
     try:
@@ -277,11 +279,10 @@ def loads(text: str, fmt: str = "yaml") -> Config:
             data = yaml.safe_load(text)
         elif fmt == "toml":
             data = tomllib.loads(text)
-        elif fmt == "json":
-            data = json.loads(text)
         else:
-            raise ValueError(f"unknown format {fmt!r}: use yaml, toml or json")
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            data = json.loads(text)
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # TOML and JSON errors included
+        # PyYAML lets some errors out raw: chr() of an escape like "\U44444444" (the fuzzer)
         raise ConfigError([FieldError("", f"not valid {fmt}: {exc}")]) from None
     except RecursionError:  # found by the fuzzer: [[[[... a thousand levels deep
         raise ConfigError([FieldError("", f"not valid {fmt}: nested too deeply")]) from None
