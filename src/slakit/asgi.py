@@ -121,6 +121,7 @@ class SLOMiddleware:
         bad_status: which statuses are failures (default: 5xx; see ``slakit.http``).
         priority_header: request header holding the criticality the shedder reads.
         tenant: a header name or a function of the scope giving the request's tenant.
+        tenants: SLOs of their own for some tenants (see :class:`slakit.http.Routing`).
         max_series: label sets per SLO before the rest share an overflow series.
         skip_paths: raw paths never recorded (``/metrics``, health checks).
         registry: where the SLOs' stores live (default: the process-wide one).
@@ -138,6 +139,7 @@ class SLOMiddleware:
         bad_status: StatusPredicate = server_errors,
         priority_header: str = "x-priority",
         tenant: str | TenantResolver | None = None,
+        tenants: Mapping[str, SLO] | None = None,
         max_series: int = DEFAULT_CAP,
         skip_paths: Iterable[str] = (),
         registry: Registry | None = None,
@@ -149,6 +151,7 @@ class SLOMiddleware:
             guards=guards,
             bad_status=bad_status,
             tenant=tenant is not None,
+            tenants=tenants,
             max_series=max_series,
             registry=registry,
         )
@@ -193,7 +196,10 @@ class SLOMiddleware:
         target, key = hit
         tenant = self._tenant
         if tenant is not None:
-            key = target.series.key((*key, tenant(scope) or ""))
+            who = tenant(scope) or ""
+            key = target.series.key((*key, who))
+            if self.routing.tenants:
+                target = self.routing.for_tenant(target, who)
         record, count = target.record, target.series.add
         now = self._now
         t0 = now()

@@ -12,6 +12,7 @@ series and the guards (breakers, shedders, limiters) that admit requests for it.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
@@ -39,6 +40,9 @@ METHODS: Final = frozenset(
 
 StatusPredicate = Callable[[int], bool]
 """Returns ``True`` when a response status counts as a failure."""
+
+Recorder = Callable[[int, int, int], None]
+"""Records one request: ``(start_ns, end_ns, outcome)``."""
 
 Guards = Sequence["Admission"] | Mapping[str, Sequence["Admission"]]
 """Admission guards for every SLO, or per SLO name."""
@@ -68,7 +72,7 @@ class Target:
         guards: tuple[Admission, ...],
     ) -> None:
         self.slo = slo
-        self.record = registry.register(slo).record_ns
+        self.record: Recorder = registry.register(slo).record_ns
         self.series: Series = registry.series(slo, labels, cap)
         self.guards = guards
 
@@ -113,6 +117,9 @@ class Routing:
             for every SLO or per SLO name.
         bad_status: which response statuses are failures (default: 5xx).
         tenant: whether requests carry a tenant label.
+        tenants: SLOs by tenant: a listed tenant's requests are recorded in its own SLO
+            too (windows, budget, alerts and history of its own, for a customer's SLA
+            contract), besides the route's SLO.
         max_series: distinct (route, method[, tenant]) series per SLO before the rest
             share one overflow series.
         registry: where the SLOs' stores live (default: the process-wide one).
@@ -127,11 +134,14 @@ class Routing:
         guards: Guards = (),
         bad_status: StatusPredicate = server_errors,
         tenant: bool = False,
+        tenants: Mapping[str, SLO] | None = None,
         max_series: int = DEFAULT_CAP,
         registry: Registry | None = None,
     ) -> None:
         if slo is None and not routes:
             raise ValueError("give an SLO for every request (slo=) or per route (routes=)")
+        if tenants and not tenant:
+            raise ValueError("tenants= needs a tenant resolver (tenant=) to tell requests apart")
         self.registry = registry if registry is not None else default_registry()
         self.default = slo
         self.routes = dict(routes or {})
@@ -148,6 +158,8 @@ class Routing:
         self._targets: dict[tuple[str, str], Target | None] = {}
         for s in {*self.routes.values(), *([slo] if slo is not None else [])}:
             self.registry.series(s, self.labels, max_series)  # fail early on a label clash
+        self.tenants = {t: self.registry.register(s).record_ns for t, s in (tenants or {}).items()}
+        self._tenant_targets: dict[tuple[Target, str], Target] = {}
 
     def target(self, method: str, template: str) -> Target | None:
         """Return the target of a request (cached per method and template)."""
@@ -170,9 +182,32 @@ class Routing:
             self._targets[method, template] = target
         return target
 
+    def for_tenant(self, target: Target, tenant: str) -> Target:
+        """Return ``target``, recording into ``tenant``'s own SLO too when it has one."""
+        record = self.tenants.get(tenant)
+        if record is None:
+            return target
+        found = self._tenant_targets.get((target, tenant))
+        if found is None:
+            found = copy.copy(target)
+            found.record = _both(target.record, record)
+            if len(self._tenant_targets) < 4 * self.max_series:
+                self._tenant_targets[target, tenant] = found
+        return found
+
     def outcome(self, status: int) -> int:
         """Outcome of a response that was sent in full."""
         return BAD if self.bad_status(status) else GOOD
+
+
+def _both(first: Recorder, second: Recorder) -> Recorder:
+    """Return a recorder that records each request in ``first`` and ``second``."""
+
+    def record(t0: int, t1: int, outcome: int) -> None:
+        first(t0, t1, outcome)
+        second(t0, t1, outcome)
+
+    return record
 
 
 def method_label(method: str) -> str:

@@ -121,6 +121,7 @@ class SLOMiddleware:
         bad_status: StatusPredicate = server_errors,
         priority_header: str = "x-priority",
         tenant: str | TenantResolver | None = None,
+        tenants: Mapping[str, SLO] | None = None,
         max_series: int = DEFAULT_CAP,
         skip_paths: Iterable[str] = (),
         registry: Registry | None = None,
@@ -132,6 +133,7 @@ class SLOMiddleware:
             guards=guards,
             bad_status=bad_status,
             tenant=tenant is not None,
+            tenants=tenants,
             max_series=max_series,
             registry=registry,
         )
@@ -168,8 +170,13 @@ class SLOMiddleware:
         if target is None:
             return self.app(environ, start_response)
         tenant = self._tenant
-        labels = (template, method) if tenant is None else (template, method, tenant(environ) or "")
-        key = target.series.key(labels)
+        if tenant is None:
+            key = target.series.key((template, method))
+        else:
+            who = tenant(environ) or ""
+            key = target.series.key((template, method, who))
+            if self.routing.tenants:
+                target = self.routing.for_tenant(target, who)
         t0 = self._now()
         tickets = None
         if target.guards:
