@@ -6,13 +6,16 @@ Soak: a service with slakit at full speed for a while, with reloads and a fault 
 An ASGI app behind ``SLOMiddleware`` is called in-process as fast as one thread can
 (the other core runs the engine, hook workers and the history writer): a breaker guard
 bound to the SLO, a webhook notifier to a closed port (every delivery fails), a SQLite
-history with retention. The rings are pre-filled with 30 days of traffic first, and
-memory is sampled only after a warm-up minute, so what is measured is the steady
+history with retention. A few seconds of real traffic (some of it failing) give the
+latency histogram of one minute; the rings are then pre-filled with 30 days of minutes
+like it, so every histogram slot holds what the run will write into it, and memory is
+sampled every few seconds only after a warm-up minute: what is measured is the steady
 state. Every minute the configuration is reloaded (the target alternates); in the
 middle third of the run 30 % of requests fail (the SLO pages, the breaker opens).
 
-Reported: requests served and the rate, RSS growth scaled to 10 minutes, and the change
-in threads and open file descriptors between the end of the warm-up and the end.
+Reported: requests served and the rate, RSS growth (the least-squares slope of the
+samples) scaled to 10 minutes, and the change in threads and open file descriptors
+between the end of the warm-up and the end.
 
 Last line: RESULT soak rss_mib_per_10min=<x> threads_delta=<y> fds_delta=<z> rate=<r>
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import slakit
+from slakit import sketch
 from slakit.asgi import SLOMiddleware
 from slakit.history import History
 from slakit.remediate import CircuitBreaker, HttpSettings, Policy, WebhookNotifier
@@ -42,6 +46,30 @@ def rss_mib() -> float:
 
 def fds() -> int:
     return len(list(Path("/proc/self/fd").iterdir()))
+
+
+def slope(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of ``(x, y)`` samples."""
+    n = len(samples)
+    mx = sum(x for x, _ in samples) / n
+    my = sum(y for _, y in samples) / n
+    var = sum((x - mx) ** 2 for x, _ in samples)
+    return sum((x - mx) * (y - my) for x, y in samples) / var if var else 0.0
+
+
+def minute_like(store: slakit.ring.Store, seconds: float) -> tuple[list[tuple[float, int]], int]:
+    """Scale the last ``seconds`` of a store's histogram to one minute: (durations, bad)."""
+    now = time.time()
+    hist = store.histogram(now - seconds, now)
+    scale = 60 / seconds
+    durations: dict[float, int] = {}
+    bad = 0
+    for key, count in hist.items():
+        n = max(1, round(count * scale))
+        value = sketch.bucket_value(key >> 4)  # a key is bucket << 4 | flags
+        durations[value] = durations.get(value, 0) + n
+        bad += n if key & 0b111 == slakit.ring.BAD else 0
+    return list(durations.items()), bad
 
 
 def closed_port() -> int:
@@ -88,9 +116,6 @@ def main() -> None:
 
     registry = slakit.Registry()
     store = registry.register(slo("99.9%"))
-    now = time.time()
-    for minute in range(30 * 1_440):  # pre-fill a month of traffic
-        store.record_many(now - 30 * 86_400 + minute * 60, durations=[(0.02, 600)])
     engine = slakit.Engine(registry)
     breaker = CircuitBreaker("backend", slo="soak", wait_in_open="20s")
     webhook = WebhookNotifier(
@@ -99,7 +124,6 @@ def main() -> None:
     engine.enforce("soak", Policy(critical=[breaker, webhook]))
     history = History(workdir / "soak.db", retention=1)
     history.attach(engine)
-    engine.start()
     app = App()
     mw = SLOMiddleware(
         app, slo=registry.slo("soak"), guards=[breaker], route=lambda s: "/x", registry=registry
@@ -114,9 +138,22 @@ def main() -> None:
             return
         asyncio.run(coro)  # pragma: no cover - the app never awaits
 
+    calibrate = time.monotonic()
+    while (elapsed := time.monotonic() - calibrate) < 3:
+        app.failing = elapsed >= 2  # some failures too, as the fault phase will write
+        for _ in range(1_000):
+            one()
+    app.failing = False
+    durations, bad = minute_like(store, 3)
+    now = time.time()
+    for minute in range(30 * 1_440):  # pre-fill a month of minutes like the real one
+        store.record_many(now - 30 * 86_400 + minute * 60, bad=bad, durations=durations)
+    engine.start()
+
     began = time.monotonic()
     warm = min(60.0, seconds / 4)
     samples: list[tuple[float, float]] = []
+    next_sample = began + warm
     start_state: tuple[int, int] | None = None
     served = 0
     next_reload = began + 60
@@ -130,7 +167,8 @@ def main() -> None:
             target = "99.5%" if target == "99.9%" else "99.9%"
             engine.reload([slo(target)])
             next_reload += 60
-        if elapsed >= warm:
+        if time.monotonic() >= next_sample:  # every 5 s: the samples stay few
+            next_sample += 5
             if start_state is None:
                 start_state = (threading.active_count(), fds())
             samples.append((elapsed, rss_mib()))
@@ -140,7 +178,7 @@ def main() -> None:
     assert start_state is not None
     end_threads, end_fds = threading.active_count(), fds()
     first, last = samples[0], samples[-1]
-    growth = (last[1] - first[1]) / max(last[0] - first[0], 1e-9) * 600
+    growth = slope(samples) * 600
     db_mib = sum(p.stat().st_size for p in workdir.glob("soak.db*")) / 2**20
     print(f"served {served:,} requests in {seconds:.0f} s: {served / seconds:,.0f}/s")
     print(f"RSS {first[1]:.1f} -> {last[1]:.1f} MiB after warm-up; database {db_mib:.1f} MiB")

@@ -291,6 +291,17 @@ class TestRecordMany:
             )
             assert sum(e[3] for e in sel) == got.slow[0]
 
+    def test_a_long_replay_is_consolidated_as_it_goes(self, clock):
+        """A month of minutes never waits all at once, and loses nothing on the way."""
+        store = ring.Store(clock, longest=30 * 86_400)
+        start = clock.time() - 30 * 86_400
+        for minute in range(30 * 1_440):
+            store.record_many(start + minute * 60, total=10, bad=minute % 2)
+            assert len(store._retired) < ring.REPLAY_BATCH
+        store.consolidate()
+        month = store.read([(start, clock.time())])
+        assert (month.spans[0].total, month.spans[0].bad) == (432_000, 21_600)
+
     def test_rejects_impossible_counts(self, clock):
         """More bad events than events is an error, not a silent clamp."""
         store = ring.Store(clock)

@@ -82,6 +82,10 @@ class LevelSpec:
     slots: int
 
 
+REPLAY_BATCH: Final = 1_024
+"""Slots :meth:`Store.record_many` lets wait before it consolidates them itself: a month
+of minutes replayed at once would otherwise hold ~2 KiB per slot until the next tick."""
+
 COUNT_LEVELS: Final = (LevelSpec(1, 3_700), LevelSpec(60, 4_400), LevelSpec(3_600, 900))
 """Count rings: 1 s over ~1 h, 1 min over ~3 d, 1 h over ~37 d (grown for longer SLOs)."""
 HIST_LEVELS: Final = (LevelSpec(60, 70), LevelSpec(3_600, 80), LevelSpec(86_400, 40))
@@ -471,6 +475,9 @@ class Store:
         slot.hist = hist
         with self._lock:
             self._retired.append(slot)
+            backlog = len(self._retired)
+        if backlog >= REPLAY_BATCH:  # a long replay: keep what waits for the rings small
+            self.consolidate()
 
     def _pack(self, hist: dict[int, int], d: int, n: int, outcome: int) -> None:
         if n <= 0:
