@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 import slakit
@@ -12,6 +10,7 @@ from slakit.remediate import CircuitBreaker, LoadShedder, State
 from slakit.remediate.build import build
 from slakit.testing import FakeClock
 from tests.servers import Endpoint
+from tests.waiting import wait_for
 
 CONFIG = """
 service: shop
@@ -33,15 +32,6 @@ notifiers:
 escalations:
   oncall: {{levels: [{{notify: [oncall-hook]}}, {{notify: [team], after: 10m}}]}}
 """
-
-
-def wait_for(predicate, timeout=30.0):
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return True
-        pause.wait(0.01)
-    return predicate()
 
 
 class TestBuild:

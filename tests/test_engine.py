@@ -10,6 +10,7 @@ import pytest
 import slakit
 from slakit.events import ViolationAcknowledged, ViolationOpened
 from slakit.testing import capture_events
+from tests.waiting import wait_for
 
 
 def outage(registry, clock, engine, seconds=60):
@@ -25,16 +26,6 @@ def outage(registry, clock, engine, seconds=60):
         clock.advance(1)
         engine.evaluate_now()
     return slo
-
-
-def wait_for(predicate, timeout=30.0):
-    """Poll a condition with a generous watchdog (no timing is asserted)."""
-    done = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return True
-        done.wait(0.01)
-    return predicate()
 
 
 class TestLifecycle:

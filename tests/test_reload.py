@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 import slakit
 from slakit.events import ViolationResolved
 from slakit.testing import FakeClock, capture_events
+from tests.waiting import wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -90,16 +90,9 @@ def test_watching_the_file_reloads_it_and_keeps_going_on_a_bad_edit(
     try:
         with caplog.at_level(logging.WARNING, logger="slakit.engine"):
             path.write_text("slos: [{name: api, objectives: [{availability: {target: 2}}]}]\n")
-            wait_for(lambda: "not reloaded" in caplog.text)
+            assert wait_for(lambda: "not reloaded" in caplog.text)
             assert registry.slo("api").objectives[0].target == 0.99  # the bad edit changed nothing
             path.write_text(text.replace("99%", "99.9%"))
-            wait_for(lambda: registry.slo("api").objectives[0].target == 0.999)
+            assert wait_for(lambda: registry.slo("api").objectives[0].target == 0.999)
     finally:
         stop.set()
-
-
-def wait_for(condition: Any) -> None:
-    deadline = time.monotonic() + 30  # a watchdog
-    while not condition():
-        assert time.monotonic() < deadline, "the watcher never acted"
-        time.sleep(0.01)
