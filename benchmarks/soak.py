@@ -18,14 +18,17 @@ samples) scaled to 10 minutes, and the change in threads and open file descripto
 between the end of the warm-up and the end.
 
 Last line: RESULT soak rss_mib_per_10min=<x> threads_delta=<y> fds_delta=<z> rate=<r>
+oldest_row_days=<d> (the history starts with a month of rows; retention is one day)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
+import sqlite3
 import tempfile
 import threading
 import time
@@ -123,6 +126,9 @@ def main() -> None:
     )
     engine.enforce("soak", Policy(critical=[breaker, webhook]))
     history = History(workdir / "soak.db", retention=1)
+    month_ago = int(time.time() // 60) - 30 * 1_440
+    for o in ("availability", "latency-250ms"):  # a month of rows the retention must prune
+        history.backfill("soak", o, ((month_ago + m, 600, 0) for m in range(30 * 1_440)))
     history.attach(engine)
     app = App()
     mw = SLOMiddleware(
@@ -180,8 +186,12 @@ def main() -> None:
     first, last = samples[0], samples[-1]
     growth = slope(samples) * 600
     db_mib = sum(p.stat().st_size for p in workdir.glob("soak.db*")) / 2**20
+    with contextlib.closing(sqlite3.connect(workdir / "soak.db")) as db:
+        (oldest,) = db.execute("SELECT min(minute) FROM measurements").fetchone()
+    oldest_days = (time.time() - oldest * 60) / 86_400
     print(f"served {served:,} requests in {seconds:.0f} s: {served / seconds:,.0f}/s")
-    print(f"RSS {first[1]:.1f} -> {last[1]:.1f} MiB after warm-up; database {db_mib:.1f} MiB")
+    print(f"RSS {first[1]:.1f} -> {last[1]:.1f} MiB after warm-up")
+    print(f"database {db_mib:.1f} MiB, oldest measurement {oldest_days:.2f} days old (retention 1)")
     print(f"threads {start_state[0]} -> {end_threads}, fds {start_state[1]} -> {end_fds}")
     print(
         f"engine tick errors {engine.tick_errors}, restarts {engine.restarts}, violations "
@@ -189,7 +199,8 @@ def main() -> None:
     )
     print(
         f"RESULT soak rss_mib_per_10min={growth:.2f} threads_delta={end_threads - start_state[0]} "
-        f"fds_delta={end_fds - start_state[1]} rate={served / seconds:.0f}"
+        f"fds_delta={end_fds - start_state[1]} rate={served / seconds:.0f} "
+        f"oldest_row_days={oldest_days:.2f}"
     )
 
 

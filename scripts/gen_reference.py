@@ -94,6 +94,7 @@ SECTIONS = {
         slakit.ViolationOpened,
         slakit.ViolationResolved,
         slakit.ViolationAcknowledged,
+        slakit.ActionTaken,
         slakit.StatusChanged,
         slakit.BudgetExhausted,
         slakit.events.Action,

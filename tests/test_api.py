@@ -10,6 +10,7 @@ import slakit
 
 EXPORTED = [
     "SLO",
+    "ActionTaken",
     "AlertPolicy",
     "Availability",
     "BudgetExhausted",

@@ -12,13 +12,17 @@ import threading
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 
 import slakit
 from slakit.history import SCHEMA_VERSION, History
+from slakit.remediate import CircuitBreaker, Policy
 from slakit.report import build, to_markdown
+from slakit.sla import Contract
 from slakit.testing import FakeClock
 from tests.servers import free_port
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,13 +85,37 @@ def test_measurements_per_minute_are_exact(tmp_path: Path, clock: FakeClock) -> 
 
 def test_definitions_are_versioned_and_audited(tmp_path: Path, clock: FakeClock) -> None:
     history = History(tmp_path / "h.db")
-    history.record_definitions([CHECKOUT])
-    history.record_definitions([CHECKOUT])
+    acme = Contract(name="acme", customer="ACME", slo="checkout", weights={"availability": 1})
+    history.record_definitions([CHECKOUT], [acme])
+    history.record_definitions([CHECKOUT], [acme])  # unchanged: no new version
     changed = slakit.SLO("checkout", objectives=[slakit.Availability("99.9%")], window="1d")
-    history.record_definitions([changed])
+    history.record_definitions([changed], [attrs.evolve(acme, monthly_fee=5_000)])
+    history.flush()
     conn = sqlite3.connect(tmp_path / "h.db")
     assert conn.execute("SELECT version FROM slo_versions").fetchall() == [(1,), (2,)]
+    versions = conn.execute("SELECT version, definition FROM contract_versions").fetchall()
+    assert [(v, "monthly_fee=5000" in d) for v, d in versions] == [(1, False), (2, True)]
+    audit = conn.execute("SELECT kind, subject, detail FROM audit ORDER BY id").fetchall()
+    assert [(k, s, json.loads(d)["version"]) for k, s, d in audit] == [
+        ("definition", "checkout", 1),
+        ("contract", "acme", 1),
+        ("definition", "checkout", 2),
+        ("contract", "acme", 2),
+    ]
+
+
+def test_a_reload_is_a_new_definition_in_the_history(tmp_path: Path, clock: FakeClock) -> None:
+    engine, history = service(tmp_path / "h.db", clock)
+    engine.evaluate_now()
+    engine.reload([attrs.evolve(CHECKOUT, description="tighter")])
+    engine.evaluate_now()
+    engine.evaluate_now()  # nothing changed since: no third version
+    history.flush()
+    conn = sqlite3.connect(tmp_path / "h.db")
+    rows = conn.execute("SELECT version, definition FROM slo_versions ORDER BY version").fetchall()
+    assert [(v, "tighter" in d) for v, d in rows] == [(1, False), (2, True)]
     assert conn.execute("SELECT count(*) FROM audit WHERE kind = 'definition'").fetchone()[0] == 2
+    history.close()
 
 
 def test_violations_are_written_with_their_lifecycle(tmp_path: Path, clock: FakeClock) -> None:
@@ -128,6 +156,64 @@ def test_a_restart_restores_the_budget_and_open_violations(tmp_path: Path) -> No
         assert o_after.budget.remaining == pytest.approx(o_before.budget.remaining, abs=0.02)
     assert {(v.slo, v.objective, v.rule): v.id for v in engine2.violations()} == open_before
     history2.close()
+
+
+def test_actions_reach_the_ledger_as_they_are_taken_and_survive_a_restart(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A breaker opened for a page is in the ledger and the audit while the page is open."""
+    engine, history = service(tmp_path / "h.db", clock)
+    breaker = CircuitBreaker("payments", clock=clock)
+    engine.enforce("checkout", Policy(critical=[breaker]))
+    traffic(engine, clock, 600)
+    traffic(engine, clock, 120, bad_every=2)  # pages; the policy opens the breaker
+    assert wait_for(lambda: any(v.actions for v in engine.violations()))
+    engine.evaluate_now()  # the next tick hands the action to the history
+    history.flush()
+    acted = {v.id: v.actions for v in engine.violations() if v.actions}
+    ledger = history.violations("checkout")
+    assert {v.id: v.actions for v in ledger if v.actions} == acted
+    assert all(v.resolved_at is None for v in ledger)  # written before any resolution
+    conn = sqlite3.connect(tmp_path / "h.db")
+    audited = conn.execute("SELECT subject, detail FROM audit WHERE kind = 'action'").fetchall()
+    assert sorted(s for s, _ in audited) == sorted(
+        vid for vid, actions in acted.items() for _ in actions
+    )
+    assert all(json.loads(d)["hook"] == "CircuitBreaker:payments" for _, d in audited)
+    engine.stop()
+    history.flush()
+    history._conn = None  # the process is gone: no orderly close
+
+    engine2, history2 = service(tmp_path / "h.db", FakeClock(clock.time()))
+    assert {v.id: v.actions for v in engine2.violations() if v.actions} == acted
+    history2.close()
+
+
+def test_retention_prunes_measurements_and_audit_from_the_first_round_and_keeps_the_ledger(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    now = clock.time()
+    history = History(tmp_path / "h.db", retention=7, flush_interval=0.01)
+    minute = int(now // 60)
+    history.backfill("checkout", "availability", [(minute - 10 * 1_440, 5, 1), (minute - 60, 5, 0)])
+    conn = sqlite3.connect(tmp_path / "h.db", isolation_level=None)
+    conn.execute("INSERT INTO audit VALUES (NULL, ?, 'old', 'x', '{}', 'w')", (now - 8 * 86_400,))
+    conn.execute(
+        "INSERT INTO violations VALUES ('v1', 'checkout', 'availability', 'page', 'critical', "
+        "?, ?, NULL, NULL, 1.0, 1.0, '', 'slot-0')",
+        (now - 30 * 86_400, now - 30 * 86_400 + 60),
+    )
+    registry = slakit.Registry(clock)
+    registry.register(CHECKOUT)
+    history.attach(slakit.Engine(registry))  # starts the writer: its first round prunes
+
+    def minutes() -> list[int]:
+        return [r[0] for r in conn.execute("SELECT minute FROM measurements").fetchall()]
+
+    assert wait_for(lambda: minutes() == [minute - 60])
+    assert conn.execute("SELECT count(*) FROM audit WHERE kind = 'old'").fetchone()[0] == 0
+    assert [v.id for v in history.violations("checkout")] == ["v1"]  # the ledger is kept
+    history.close()
 
 
 def test_acknowledging_through_the_database_reaches_the_engine(

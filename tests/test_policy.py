@@ -9,16 +9,7 @@ import pytest
 import slakit
 from slakit.remediate import CircuitBreaker, CircuitOpenError, Policy, State
 from slakit.testing import FakeClock
-
-
-def wait_for(predicate, timeout=30.0):
-    """Poll with a generous watchdog; hooks run on worker threads."""
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return True
-        pause.wait(0.01)
-    return predicate()
+from tests.waiting import wait_for
 
 
 class Recorder:
@@ -79,12 +70,17 @@ class TestActions:
             "payments", wait_in_open=30, half_open_calls=2, clock=scenario.clock
         )
         scenario.engine.enforce("api", Policy(critical=[breaker]))
+        events = []
+        scenario.engine.listen(events.append)
 
         scenario.seconds(52, bad=10)
 
         assert wait_for(lambda: scenario.page().actions)
         (action,) = scenario.page().actions
         assert ("CircuitBreaker:payments", "ok", 1) == (action.hook, action.result, action.attempt)
+        scenario.engine.evaluate_now()  # the action is announced at the next tick
+        taken = [e for e in events if isinstance(e, slakit.ActionTaken)]
+        assert [(e.violation.id, e.action) for e in taken] == [(scenario.page().id, action)]
         assert State.OPEN is breaker.state
         with pytest.raises(CircuitOpenError):
             breaker.call(lambda: None)

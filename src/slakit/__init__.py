@@ -14,6 +14,7 @@ from slakit.config import load, load_dict, loads
 from slakit.engine import Engine
 from slakit.evaluate import Snapshot
 from slakit.events import (
+    ActionTaken,
     BudgetExhausted,
     StatusChanged,
     Violation,
@@ -42,6 +43,7 @@ from slakit.track import Tracker, record, track
 
 __all__ = [
     "SLO",
+    "ActionTaken",
     "AlertPolicy",
     "Availability",
     "BudgetExhausted",

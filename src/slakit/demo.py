@@ -49,6 +49,14 @@ CHECKOUT = slakit.SLO(
     window="30d",
 )
 BROWSE = slakit.SLO("browse", objectives=[slakit.Availability("99%")], window="30d")
+CONTRACT = Contract(
+    name="demo",
+    customer="Example Corp",
+    slo="checkout",
+    weights={"availability": 0.7, "latency-300ms": 0.3},
+    credits=[Credit(below=0.999, percent=10), Credit(below=0.99, percent=25)],
+    monthly_fee=10_000,
+)
 
 
 class Shop:
@@ -157,6 +165,7 @@ class Demo:
         )
         self.engine.enforce(CHECKOUT, Policy(critical=[self.payments, self.shedder]))
         self.history.attach(self.engine, restore=False)
+        self.history.record_definitions(contracts=[CONTRACT])
         self.engine.listen(self._on_event)
         self.shop = Shop(clock)
         self.app = SLOMiddleware(
@@ -243,18 +252,10 @@ class Demo:
         self.engine.stop()
         self.history.close()
         reading = History(self.db_path)
-        contract = Contract(
-            name="demo",
-            customer="Example Corp",
-            slo="checkout",
-            weights={"availability": 0.7, "latency-300ms": 0.3},
-            credits=[Credit(below=0.999, percent=10), Credit(below=0.99, percent=25)],
-            monthly_fee=10_000,
-        )
         end = self.clock.time()
         month = end - 30 * 86_400  # the SLO window: the month before, and the demo
         result = build(
-            reading, [CHECKOUT, BROWSE], month, end, service="demo shop", contract=contract
+            reading, [CHECKOUT, BROWSE], month, end, service="demo shop", contract=CONTRACT
         )
         report_file.write_text(to_markdown(result), encoding="utf-8")
         report_file.with_suffix(".html").write_text(to_html(result), encoding="utf-8")

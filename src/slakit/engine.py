@@ -30,6 +30,7 @@ from slakit import sketch
 from slakit.dispatch import HookStats, Worker
 from slakit.events import (
     Action,
+    ActionTaken,
     BudgetExhausted,
     Event,
     StatusChanged,
@@ -168,6 +169,7 @@ class Engine:
         self._vlock = threading.Lock()  # violations: written by the tick and by hook workers
         self._open: dict[tuple[str, str, str], Violation] = {}
         self._closed: deque[Violation] = deque(maxlen=1_000)
+        self._taken: deque[ActionTaken] = deque()  # from hook workers, emitted on the tick
         self._slices: dict[str, dict[str, _SliceState]] = {}
         self._values: dict[str, float] = {}
         self._stop = threading.Event()
@@ -199,6 +201,8 @@ class Engine:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         self._thread = None
+        taken = self._taken  # actions since the last tick: to the ledger before we go
+        self._emit([taken.popleft() for _ in range(len(taken))])
         with self._lock:
             workers = list(self._workers)
         for w in workers:
@@ -302,12 +306,16 @@ class Engine:
         with self._vlock:
             for key, v in self._open.items():
                 if v.id == violation_id:
-                    self._open[key] = attrs.evolve(v, actions=(*v.actions, action))
+                    updated = self._open[key] = attrs.evolve(v, actions=(*v.actions, action))
+                    break
+            else:
+                for i, v in enumerate(self._closed):
+                    if v.id == violation_id:
+                        updated = self._closed[i] = attrs.evolve(v, actions=(*v.actions, action))
+                        break
+                else:
                     return
-            for i, v in enumerate(self._closed):
-                if v.id == violation_id:
-                    self._closed[i] = attrs.evolve(v, actions=(*v.actions, action))
-                    return
+        self._taken.append(ActionTaken(action.time, updated, action))
 
     def _is_open(self, violation_id: str) -> bool:
         with self._vlock:
@@ -345,7 +353,8 @@ class Engine:
             if self._windows:
                 self._apply_windows(now)
             out: dict[str, ev.Snapshot] = {}
-            events: list[Event] = []
+            taken = self._taken
+            events: list[Event] = [taken.popleft() for _ in range(len(taken))]  # hooks' actions
             for slo in self.registry.slos():
                 previous = self.registry.latest(slo.name)
                 snap = evaluate_slo(

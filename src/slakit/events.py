@@ -78,6 +78,16 @@ class ViolationAcknowledged:
 
 
 @attrs.frozen
+class ActionTaken:
+    """A remediation hook acted on a violation (or failed to): emitted at the next tick."""
+
+    time: float
+    violation: Violation
+    """The violation as it is with ``action`` attached."""
+    action: Action
+
+
+@attrs.frozen
 class StatusChanged:
     """An SLO's overall status changed."""
 
@@ -98,6 +108,11 @@ class BudgetExhausted:
 
 
 Event = (
-    ViolationOpened | ViolationResolved | ViolationAcknowledged | StatusChanged | BudgetExhausted
+    ViolationOpened
+    | ViolationResolved
+    | ViolationAcknowledged
+    | ActionTaken
+    | StatusChanged
+    | BudgetExhausted
 )
 """Any event the engine emits."""

@@ -4,11 +4,13 @@ Durable history in SQLite: what reports are made from and what a restart restore
 One :class:`History` per process writes, off the request path, to a database file that
 several processes of a service may share (WAL, a busy timeout, retries):
 
-* ``slo_versions`` — each SLO definition, a new version whenever it changes;
+* ``slo_versions``, ``contract_versions`` — each SLO and SLA contract definition, a
+  new version whenever it changes (at attach, and when the engine reloads);
 * ``measurements`` — per SLO, objective, minute and worker: events and bad events in
   that minute (exact, from the 1 s ring), and the SLI, budget and status at its end;
-* ``violations`` and their ``actions`` — the ledger, written with ``synchronous=FULL``;
-* ``audit`` — append-only: definitions, acknowledgements, restores;
+* ``violations`` and their ``actions`` — the ledger, written with ``synchronous=FULL``,
+  each action as it is taken;
+* ``audit`` — append-only: definitions, acknowledgements, enforcement actions, restores;
 * ``acks`` — acknowledgements from outside (``slakit ack``), applied by every worker;
 * ``corrections`` — time ranges excluded after the fact (a bad deploy of the probe,
   a provider's admitted outage), left out of reports and listed in them;
@@ -42,19 +44,22 @@ import attrs
 from slakit.clock import SYSTEM
 from slakit.evaluate import counted
 from slakit.events import (
+    Action,
+    ActionTaken,
     Event,
     Violation,
     ViolationAcknowledged,
     ViolationOpened,
     ViolationResolved,
 )
-from slakit.spec import Availability, Latency
+from slakit.spec import Availability, Latency, Severity
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from slakit.engine import Engine
     from slakit.evaluate import Snapshot
+    from slakit.sla import Contract
     from slakit.spec import SLO
     from slakit.typing import Clock, Hook
 
@@ -63,7 +68,7 @@ _log = logging.getLogger("slakit.history")
 PRUNE_EVERY: Final = 3_600.0
 """Seconds between the writer's retention passes."""
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 MIGRATIONS: Final[Sequence[str]] = (
     # 0 -> 1
     """
@@ -104,8 +109,27 @@ MIGRATIONS: Final[Sequence[str]] = (
         id INTEGER PRIMARY KEY AUTOINCREMENT, slo TEXT NOT NULL, start REAL NOT NULL,
         end REAL NOT NULL, reason TEXT NOT NULL, t REAL NOT NULL, by TEXT);
     """,
+    # 2 -> 3: SLA contracts are versioned like SLOs
+    """
+    CREATE TABLE contract_versions (
+        contract TEXT NOT NULL, version INTEGER NOT NULL, definition TEXT NOT NULL,
+        created REAL NOT NULL, PRIMARY KEY (contract, version));
+    """,
 )
 """Schema migrations, oldest first; ``PRAGMA user_version`` records how many ran."""
+
+
+_NEW_VERSION: Final = """
+    INSERT INTO {table} SELECT ?1, coalesce(max(version), 0) + 1, ?2, ?3
+    FROM {table} WHERE {key} = ?1
+    HAVING coalesce((SELECT definition FROM {table} WHERE {key} = ?1
+                     ORDER BY version DESC LIMIT 1), '') <> ?2"""
+"""Insert a definition as the next version of its name, unless it is the latest one."""
+_NEW_VERSION_AUDIT: Final = """
+    INSERT INTO audit (t, kind, subject, detail, worker)
+    SELECT ?3, ?4, ?1, '{{"version": ' || max(version) || '}}', ?5
+    FROM {table} WHERE {key} = ?1 HAVING changes() > 0"""
+"""Audit the version the statement before inserted, if it inserted one."""
 
 
 def _worker_id() -> str:
@@ -162,6 +186,7 @@ class History:
         self._conn: sqlite3.Connection | None = None
         self._engine: Engine | None = None
         self._last_minute: dict[str, int] = {}
+        self._defined: tuple[SLO, ...] = ()
         self._maintenance_seen: set[tuple[str, float]] = set()
         self._last_snapshot = float("-inf")
         self._last_ack = 0
@@ -232,7 +257,8 @@ class History:
         self._engine = engine
         self._restores = restore
         self.clock = engine.registry.clock
-        self.record_definitions(engine.registry.slos())
+        self._defined = engine.registry.slos()
+        self.record_definitions(self._defined)
         self.slot = self._claim_slot()
         if restore:
             self._restore(engine)
@@ -240,25 +266,26 @@ class History:
         engine.listen(self.on_event)  # in order, on the tick: the ledger misses nothing
         self._start()
 
-    def record_definitions(self, slos: Iterable[SLO]) -> None:
-        """Store each SLO's definition, as a new version when it changed (and audit it)."""
-        conn = self._connect()
+    def record_definitions(
+        self, slos: Iterable[SLO] = (), contracts: Iterable[Contract] = ()
+    ) -> None:
+        """
+        Store SLO and contract definitions, each as a new version when it changed.
+
+        Every new version is audited. Queued, written with the next flush; an attached
+        history records the engine's SLOs itself, at attach and after each reload.
+        """
         now = self.clock.time()
-        with _transaction(conn):
-            for slo in slos:
-                text = repr(slo)
-                row = conn.execute(
-                    "SELECT version, definition FROM slo_versions WHERE slo = ? "
-                    "ORDER BY version DESC LIMIT 1",
-                    (slo.name,),
-                ).fetchone()
-                if row is not None and row[1] == text:
-                    continue
-                version = 1 if row is None else row[0] + 1
-                conn.execute(
-                    "INSERT INTO slo_versions VALUES (?, ?, ?, ?)", (slo.name, version, text, now)
+        for table, key, kind, items in (
+            ("slo_versions", "slo", "definition", slos),
+            ("contract_versions", "contract", "contract", contracts),
+        ):
+            for item in items:
+                self._put(_NEW_VERSION.format(table=table, key=key), (item.name, repr(item), now))
+                self._put(
+                    _NEW_VERSION_AUDIT.format(table=table, key=key),
+                    (item.name, repr(item), now, kind, self.worker),
                 )
-                self._audit(conn, now, "definition", slo.name, {"version": version})
 
     # -- leases and ring slots ------------------------------------------------------------
 
@@ -330,7 +357,7 @@ class History:
             "WHERE resolved_at IS NULL AND worker = ?",
             (f"slot-{self.slot}",),
         ).fetchall()
-        violations = [_violation(r) for r in open_rows]
+        violations = [_with_actions(conn, _violation(r)) for r in open_rows]
         engine.restore_violations(violations)
         self._last_ack = conn.execute("SELECT coalesce(max(id), 0) FROM acks").fetchone()[0]
         self.audit(
@@ -347,6 +374,10 @@ class History:
         if engine is None:
             return
         now = self.clock.time()
+        slos = engine.registry.slos()
+        if slos != self._defined:  # reloaded: the new definitions and the change
+            self._defined = slos
+            self.record_definitions(slos)
         minute = int(now // 60)
         for name, snap in snapshots.items():
             last = self._last_minute.get(name)
@@ -356,11 +387,7 @@ class History:
             if minute > last:
                 self._measure(engine, name, snap, max(last, minute - 60), minute)
                 self._last_minute[name] = minute
-        for name in snapshots:  # maintenance windows that ended: into the audit trail
-            for begin, end in engine.registry.store(name).exclusions():
-                if end <= now and (name, begin) not in self._maintenance_seen:
-                    self._maintenance_seen.add((name, begin))
-                    self.audit("maintenance", name, {"start": begin, "end": end})
+        self._audit_maintenance(engine, snapshots, now)
         if now - self._last_snapshot >= self.snapshot_interval:
             self._last_snapshot = now
             for name in snapshots:
@@ -369,6 +396,14 @@ class History:
                     "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
                     (name, self.slot, now, data),
                 )
+
+    def _audit_maintenance(self, engine: Engine, names: Iterable[str], now: float) -> None:
+        """Put the maintenance windows that ended into the audit trail, once each."""
+        for name in names:
+            for begin, end in engine.registry.store(name).exclusions():
+                if end <= now and (name, begin) not in self._maintenance_seen:
+                    self._maintenance_seen.add((name, begin))
+                    self.audit("maintenance", name, {"start": begin, "end": end})
 
     def _measure(self, engine: Engine, name: str, snap: Snapshot, first: int, end: int) -> None:
         slo = engine.registry.slo(name)
@@ -399,8 +434,16 @@ class History:
                 )
 
     def on_event(self, event: Event) -> None:
-        """Write violations to the ledger as they open, are acknowledged and resolve."""
-        if isinstance(event, ViolationOpened | ViolationResolved | ViolationAcknowledged):
+        """Write violations to the ledger as they open, are acted on, acknowledged, resolve."""
+        if isinstance(event, ActionTaken):
+            a = event.action
+            self._put(
+                "INSERT OR REPLACE INTO actions VALUES (?, ?, ?, ?, ?)",
+                (event.violation.id, a.time, a.hook, a.result, a.attempt),
+                ledger=True,
+            )
+            self.audit("action", event.violation.id, {"hook": a.hook, "result": a.result})
+        elif isinstance(event, ViolationOpened | ViolationResolved | ViolationAcknowledged):
             v = event.violation
             self._put(
                 "INSERT OR REPLACE INTO violations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -421,12 +464,6 @@ class History:
                 ),
                 ledger=True,
             )
-            for a in v.actions:
-                self._put(
-                    "INSERT OR REPLACE INTO actions VALUES (?, ?, ?, ?, ?)",
-                    (v.id, a.time, a.hook, a.result, a.attempt),
-                    ledger=True,
-                )
             if isinstance(event, ViolationAcknowledged):
                 self.audit("acknowledge", v.id, {"by": v.acknowledged_by})
 
@@ -499,7 +536,7 @@ class History:
             self._thread.start()
 
     def _run(self) -> None:
-        pruned = time.monotonic()
+        pruned = float("-inf")  # the first round prunes: a restart finds the file in bounds
         while not self._stop.wait(self.flush_interval):
             self.flush()
             if time.monotonic() - pruned >= PRUNE_EVERY:
@@ -667,15 +704,7 @@ class History:
             "AND (resolved_at IS NULL OR resolved_at >= ?) ORDER BY opened_at",
             (slo, slo, end, start),
         ).fetchall()
-        out = []
-        for r in rows:
-            actions = conn.execute(
-                "SELECT t, hook, result, attempt FROM actions WHERE violation = ? ORDER BY t",
-                (r[0],),
-            ).fetchall()
-            v = attrs.evolve(_violation(r[:11]), resolved_at=r[11])
-            out.append(attrs.evolve(v, actions=tuple(_action(a) for a in actions)))
-        return out
+        return [_with_actions(conn, attrs.evolve(_violation(r), resolved_at=r[11])) for r in rows]
 
     def slos(self) -> list[str]:
         """Names of the SLOs with a stored definition."""
@@ -700,8 +729,6 @@ class _LeaderOnly:
 
 
 def _violation(r: Sequence[Any]) -> Violation:
-    from slakit.spec import Severity  # noqa: PLC0415 - small, keeps the import list short
-
     return Violation(
         id=r[0],
         slo=r[1],
@@ -717,10 +744,11 @@ def _violation(r: Sequence[Any]) -> Violation:
     )
 
 
-def _action(r: Sequence[Any]) -> Any:
-    from slakit.events import Action  # noqa: PLC0415
-
-    return Action(time=r[0], hook=r[1], result=r[2], attempt=r[3])
+def _with_actions(conn: sqlite3.Connection, v: Violation) -> Violation:
+    rows = conn.execute(
+        "SELECT t, hook, result, attempt FROM actions WHERE violation = ? ORDER BY t", (v.id,)
+    ).fetchall()
+    return attrs.evolve(v, actions=tuple(Action(*r) for r in rows))
 
 
 _HISTORIES: weakref.WeakSet[History] = weakref.WeakSet()
