@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import attrs
 import pytest
@@ -11,6 +14,8 @@ import pytest
 import slakit
 from slakit import config, spec
 from slakit.cli import main as cli
+
+ROOT = Path(__file__).resolve().parent.parent
 
 GOOD_YAML = """
 service: shop
@@ -305,10 +310,61 @@ class TestBadConfigs:
         with pytest.raises(slakit.ConfigError, match="root must be a mapping"):
             slakit.load_dict([1, 2])  # type: ignore[arg-type]
 
-    def test_unsafe_yaml_is_refused(self):
-        """YAML is loaded safely: a python tag is an error, not code."""
+    @pytest.mark.parametrize(
+        "tag",
+        [
+            "!!python/object/apply:os.system",
+            "!!python/object/new:os.system",
+            "!!python/name:os.system",
+        ],
+    )
+    def test_unsafe_yaml_is_refused_and_runs_nothing(self, tmp_path, tag):
+        """YAML is loaded safely: a python tag is an error, and the command never runs."""
+        sentinel = tmp_path / "ran"
+        text = f"slos: {tag} ['touch {sentinel}']\n"
+        (tmp_path / "slos.yaml").write_text(text)
         with pytest.raises(slakit.ConfigError, match="not valid yaml"):
-            slakit.loads("slos: !!python/object/apply:os.system ['true']")
+            slakit.loads(text)
+        with pytest.raises(slakit.ConfigError, match="not valid yaml"):
+            slakit.load(tmp_path / "slos.yaml")
+        assert cli(["validate", str(tmp_path / "slos.yaml")]) == 1
+        assert not sentinel.exists()
+
+    @pytest.mark.parametrize(
+        "code",
+        [
+            "yaml.load(text, Loader=yaml.SafeLoader)",
+            "yaml.full_load(text)",
+            "yaml.unsafe_load(text)",
+            "yaml.load_all(text, yaml.FullLoader)",
+            "yaml.UnsafeLoader",
+            "eval(text)",
+            "exec(text)",
+        ],
+    )
+    def test_the_lint_bans_unsafe_loaders_and_eval(self, tmp_path, code):
+        """CI's ruff run refuses every way to parse text as code (pyproject's banned-api)."""
+        module = tmp_path / "unsafe.py"
+        module.write_text(f'"""Unsafe."""\n\nimport yaml\n\ntext = ""\n{code}\n')
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ruff",
+                "check",
+                "--config",
+                str(ROOT / "pyproject.toml"),
+                "--select",
+                "TID251,S102,S307,S506",
+                "--no-cache",
+                str(module),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 1, out.stdout
+        assert "unsafe.py:6:" in out.stdout
 
 
 class TestGoodConfigs:
