@@ -177,36 +177,27 @@ _KNOWN_SPEC = {
 }
 
 
-def import_documents(documents: Iterable[Mapping[str, Any]]) -> Imported:
+def import_documents(documents: Iterable[Any]) -> Imported:
     """
     Turn OpenSLO v1 ``SLO`` documents into slakit SLOs; report what cannot be used.
 
     Documents labelled with the same slakit SLO are merged back into one SLO; others
-    become one SLO each, named after ``metadata.name``.
+    become one SLO each, named after ``metadata.name``. Whatever the documents hold,
+    nothing raises: a document of the wrong shape is skipped and reported by its path.
     """
     groups: dict[str, list[tuple[int, Objective, Window, str]]] = {}
     problems: list[FieldError] = []
     for i, doc in enumerate(documents):
         here = f"[{i}]"
-        if doc.get("apiVersion") != API or doc.get("kind") != "SLO":
-            problems.append(FieldError(here, f"not an {API} SLO document; skipped"))
-            continue
-        metadata = doc.get("metadata") or {}
-        spec = doc.get("spec") or {}
-        problems.extend(
-            FieldError(f"{here}.spec.{key}", "not supported by slakit; ignored")
-            for key in sorted(set(spec) - _KNOWN_SPEC)
-        )
         try:
-            window = _import_window(spec.get("timeWindow"), f"{here}.spec.timeWindow")
-            objective = _import_objective(doc, here, problems)
-        except ValueError as exc:
-            problems.append(FieldError(here, f"{exc}; skipped"))
+            found = _import_document(doc, here, problems)
+        except (ValueError, TypeError, KeyError) as exc:
+            reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            problems.append(FieldError(here, f"{reason}; skipped"))
             continue
-        labels = metadata.get("labels") or {}
-        slo_name = str(labels.get(_SLO_LABEL) or metadata.get("name", f"slo{i}"))
-        part = (i, objective, window, spec.get("description", ""))
-        groups.setdefault(slo_name, []).append(part)
+        if found is not None:
+            slo_name, objective, window, description = found
+            groups.setdefault(slo_name, []).append((i, objective, window, description))
     slos = []
     for name, parts in groups.items():
         windows = {w for _, _, w, _ in parts}
@@ -225,9 +216,42 @@ def import_documents(documents: Iterable[Mapping[str, Any]]) -> Imported:
                     description=_common_description(name, parts),
                 )
             )
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             problems.append(FieldError(f"[{parts[0][0]}]", f"{name}: {exc}"))
     return Imported(tuple(slos), tuple(problems))
+
+
+def _import_document(
+    doc: Any, here: str, problems: list[FieldError]
+) -> tuple[str, Objective, Window, str] | None:
+    """One document: ``(slo name, objective, window, description)``, or None if not an SLO."""
+    if not isinstance(doc, Mapping) or doc.get("apiVersion") != API or doc.get("kind") != "SLO":
+        problems.append(FieldError(here, f"not an {API} SLO document; skipped"))
+        return None
+    metadata = _mapping(doc.get("metadata"), f"{here}.metadata")
+    spec = _mapping(doc.get("spec"), f"{here}.spec")
+    problems.extend(
+        FieldError(f"{here}.spec.{key}", "not supported by slakit; ignored")
+        for key in sorted(map(str, set(spec) - _KNOWN_SPEC))
+    )
+    window = _import_window(spec.get("timeWindow"), f"{here}.spec.timeWindow")
+    objective = _import_objective(metadata, spec, here, problems)
+    labels = _mapping(metadata.get("labels"), f"{here}.metadata.labels")
+    index = here.strip("[]")
+    slo_name = str(labels.get(_SLO_LABEL) or metadata.get("name") or f"slo{index}")
+    description = spec.get("description", "")
+    if not isinstance(description, str):
+        raise TypeError(f"{here}.spec.description: must be text")
+    return slo_name, objective, window, description
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    """``value`` if it is a mapping, ``{}`` if absent; anything else is an error at ``path``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{path}: must be a mapping, got {type(value).__name__}")
+    return value
 
 
 def _common_description(name: str, parts: list[tuple[int, Objective, Window, str]]) -> str:
@@ -248,15 +272,15 @@ def _import_window(raw: Any, path: str) -> Window:
     unit = {"1d": "day", "1w": "week", "1M": "month", "1month": "month"}.get(duration)
     if unit is None:
         raise ValueError(f"{path}: calendar windows of {duration!r} are not supported")
-    tz = str((w.get("calendar") or {}).get("timeZone", "UTC"))
-    return Window(unit=unit, tz=tz)
+    calendar = _mapping(w.get("calendar"), f"{path}[0].calendar")
+    return Window(unit=unit, tz=str(calendar.get("timeZone", "UTC")))
 
 
-def _import_objective(doc: Mapping[str, Any], here: str, problems: list[FieldError]) -> Objective:
-    spec = doc["spec"]
-    metadata = doc.get("metadata") or {}
+def _import_objective(
+    metadata: Mapping[str, Any], spec: Mapping[str, Any], here: str, problems: list[FieldError]
+) -> Objective:
     objectives = spec.get("objectives") or []
-    if not objectives:
+    if not isinstance(objectives, list) or not objectives:
         raise ValueError("no objectives")
     if len(objectives) > 1:
         problems.append(
@@ -265,15 +289,20 @@ def _import_objective(doc: Mapping[str, Any], here: str, problems: list[FieldErr
                 "slakit takes one objective per document; the first is used",
             )
         )
-    indicator = (spec.get("indicator") or {}).get("spec") or {}
+    first = _mapping(objectives[0], f"{here}.spec.objectives[0]")
+    indicator = _mapping(spec.get("indicator"), f"{here}.spec.indicator")
+    indicator = _mapping(indicator.get("spec"), f"{here}.spec.indicator.spec")
     budgeting = spec.get("budgetingMethod", "Occurrences")
-    name = (metadata.get("labels") or {}).get(_OBJECTIVE_LABEL)
+    labels = _mapping(metadata.get("labels"), f"{here}.metadata.labels")
+    name = labels.get(_OBJECTIVE_LABEL)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"{here}.metadata.labels.{_OBJECTIVE_LABEL}: must be text")
     if "ratioMetric" in indicator:
-        return _ratio_objective(objectives[0], budgeting, name)
+        return _ratio_objective(first, budgeting, name)
     if "thresholdMetric" in indicator:
-        quantile = (metadata.get("annotations") or {}).get(_QUANTILE)
-        return _threshold_objective(objectives[0], budgeting, name, quantile)
-    raise ValueError(f"indicator {sorted(indicator)} is not supported")
+        annotations = _mapping(metadata.get("annotations"), f"{here}.metadata.annotations")
+        return _threshold_objective(first, budgeting, name, annotations.get(_QUANTILE))
+    raise ValueError(f"indicator {sorted(map(str, indicator))} is not supported")
 
 
 def _ratio_objective(obj: Mapping[str, Any], budgeting: str, name: str | None) -> Objective:
