@@ -14,8 +14,9 @@ state. Every minute the configuration is reloaded (the target alternates); in th
 middle third of the run 30 % of requests fail (the SLO pages, the breaker opens).
 
 Reported: requests served and the rate, RSS growth (the least-squares slope of the
-samples) scaled to 10 minutes, and the change in threads and open file descriptors
-between the end of the warm-up and the end.
+samples) scaled to 10 minutes, the change in threads and open file descriptors from the
+first sample to the last (and their range), the non-daemon threads left after stop,
+and the age of the oldest measurement left in the history.
 
 Last line: RESULT soak rss_mib_per_10min=<x> threads_delta=<y> fds_delta=<z> rate=<r>
 oldest_row_days=<d> (the history starts with a month of rows; retention is one day)
@@ -158,9 +159,8 @@ def main() -> None:
 
     began = time.monotonic()
     warm = min(60.0, seconds / 4)
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, float, int, int]] = []  # elapsed, RSS, threads, fds
     next_sample = began + warm
-    start_state: tuple[int, int] | None = None
     served = 0
     next_reload = began + 60
     target = "99.9%"
@@ -175,31 +175,34 @@ def main() -> None:
             next_reload += 60
         if time.monotonic() >= next_sample:  # every 5 s: the samples stay few
             next_sample += 5
-            if start_state is None:
-                start_state = (threading.active_count(), fds())
-            samples.append((elapsed, rss_mib()))
+            samples.append((elapsed, rss_mib(), threading.active_count(), fds()))
     engine.stop()
-    history.prune()
     history.close()
-    assert start_state is not None
-    end_threads, end_fds = threading.active_count(), fds()
+    left = [
+        t.name for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()
+    ]
     first, last = samples[0], samples[-1]
-    growth = slope(samples) * 600
+    growth = slope([(t, rss) for t, rss, _, _ in samples]) * 600
+    threads = [n for _, _, n, _ in samples]
+    files = [n for _, _, _, n in samples]
     db_mib = sum(p.stat().st_size for p in workdir.glob("soak.db*")) / 2**20
     with contextlib.closing(sqlite3.connect(workdir / "soak.db")) as db:
         (oldest,) = db.execute("SELECT min(minute) FROM measurements").fetchone()
     oldest_days = (time.time() - oldest * 60) / 86_400
     print(f"served {served:,} requests in {seconds:.0f} s: {served / seconds:,.0f}/s")
-    print(f"RSS {first[1]:.1f} -> {last[1]:.1f} MiB after warm-up")
+    print(f"RSS {first[1]:.1f} -> {last[1]:.1f} MiB after warm-up ({len(samples)} samples)")
     print(f"database {db_mib:.1f} MiB, oldest measurement {oldest_days:.2f} days old (retention 1)")
-    print(f"threads {start_state[0]} -> {end_threads}, fds {start_state[1]} -> {end_fds}")
+    print(
+        f"threads {min(threads)}..{max(threads)}, fds {min(files)}..{max(files)} after warm-up; "
+        f"non-daemon threads left after stop: {left or 'none'}"
+    )
     print(
         f"engine tick errors {engine.tick_errors}, restarts {engine.restarts}, violations "
         f"{len(engine.violations(include_resolved=True))}"
     )
     print(
-        f"RESULT soak rss_mib_per_10min={growth:.2f} threads_delta={end_threads - start_state[0]} "
-        f"fds_delta={end_fds - start_state[1]} rate={served / seconds:.0f} "
+        f"RESULT soak rss_mib_per_10min={growth:.2f} threads_delta={last[2] - first[2]} "
+        f"fds_delta={last[3] - first[3]} rate={served / seconds:.0f} "
         f"oldest_row_days={oldest_days:.2f}"
     )
 
