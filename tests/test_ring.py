@@ -302,6 +302,42 @@ class TestRecordMany:
         month = store.read([(start, clock.time())])
         assert (month.spans[0].total, month.spans[0].bad) == (432_000, 21_600)
 
+    def test_closed_histogram_slots_stay_packed_after_a_replay_and_a_restore(self, clock):
+        """Only the open slot of each histogram ring is a dict (~6x the bytes of packed)."""
+
+        def unpacked(store):  # closed slots held as dicts
+            return [
+                ep
+                for hl in store._hists
+                for ep, h in hl.slots.items()
+                if isinstance(h, dict) and ep != hl.head
+            ]
+
+        store = ring.Store(clock, longest=30 * 86_400)
+        start = clock.time() - 3 * 86_400
+        for minute in range(3 * 1_440):
+            store.record_many(start + minute * 60, durations=[(0.001 * (minute % 97 + 1), 5)])
+        store.consolidate()
+        assert unpacked(store) == []
+        restored = ring.Store(clock, longest=30 * 86_400)
+        assert restored.load(store.dump())
+        assert unpacked(restored) == []
+        now = clock.time()
+        for since in (3_600, 86_400, 3 * 86_400):
+            assert restored.histogram(now - since, now) == store.histogram(now - since, now)
+
+    def test_the_last_second_of_a_minute_arrives_late_and_is_packed(self, clock):
+        """At a minute boundary the closing second reaches a ring already advanced."""
+        store = ring.Store(clock)
+        clock.jump(60 - clock.time() % 60 - 0.5)  # half a second before the minute ends
+        store.record(0.01)
+        clock.advance(1)
+        store.record(0.02)  # this thread's slot rolls: the old second is closed
+        store.consolidate()
+        minutes = store._hists[0]
+        assert isinstance(minutes.slots[minutes.head - 1], ring._Packed)
+        assert sum(store.histogram(clock.time() - 120, clock.time()).values()) == 2
+
     def test_rejects_impossible_counts(self, clock):
         """More bad events than events is an error, not a silent clamp."""
         store = ring.Store(clock)

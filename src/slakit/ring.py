@@ -245,7 +245,7 @@ class _Packed:
 class _HistLevel:
     """Ring of per-slot latency histograms (bucket → count), sparse; closed slots packed."""
 
-    __slots__ = ("floor", "head", "res", "size", "slots")
+    __slots__ = ("floor", "head", "late", "res", "size", "slots")
 
     def __init__(self, spec: LevelSpec, epoch: int) -> None:
         self.res = spec.resolution
@@ -253,28 +253,35 @@ class _HistLevel:
         self.slots: dict[int, dict[int, int] | _Packed] = {}
         self.head = epoch
         self.floor = epoch - spec.slots + 1
+        self.late = False  # a closed slot was added to since the last pack()
 
     def advance(self, epoch: int) -> None:
         if epoch <= self.head:
             return
         self.head = epoch
         self.floor = epoch - self.size + 1
-        for ep, hist in list(self.slots.items()):
-            if ep < self.floor:
-                del self.slots[ep]
-            elif ep < epoch and isinstance(hist, dict):
+        for ep in [ep for ep in self.slots if ep < self.floor]:
+            del self.slots[ep]
+        self.pack()
+
+    def pack(self) -> None:
+        """Pack every closed slot still held as a dict: only the open one stays a dict."""
+        for ep, hist in self.slots.items():
+            if ep < self.head and isinstance(hist, dict):
                 self.slots[ep] = _Packed(hist)
+        self.late = False
 
     def add(self, epoch: int, hist: dict[int, int]) -> None:
         if epoch > self.head:
             self.advance(epoch)
         if epoch < self.floor:
             return
+        self.late = self.late or epoch < self.head
         slot = self.slots.get(epoch)
         if slot is None:
             self.slots[epoch] = dict(hist)
             return
-        if isinstance(slot, _Packed):  # late data for a closed slot: rare
+        if isinstance(slot, _Packed):  # late data for a closed slot: packed again after
             slot = self.slots[epoch] = slot.unpack()
         sketch.merge(slot, hist)
 
@@ -549,6 +556,9 @@ class Store:
         if not decoded:
             return
         _apply(self._levels, self._hists, decoded)
+        for hl in self._hists:
+            if hl.late:  # the last second of a minute, a replay, a restore: keep it packed
+                hl.pack()
         for d in decoded:
             self._totals = _plus(self._totals, d.vec)
             sketch.merge(self._total_hist, d.hist)
@@ -753,6 +763,7 @@ class Store:
                 hl.floor = hl.head - hl.size + 1
                 hl.slots = {int(ep): dict(items) for ep, items in saved["slots"].items()}
                 hl.advance(now_head)
+                hl.pack()
         return True
 
     def memory(self) -> int:
