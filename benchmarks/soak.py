@@ -6,12 +6,12 @@ Soak: a service with slakit at full speed for a while, with reloads and a fault 
 An ASGI app behind ``SLOMiddleware`` is called in-process as fast as one thread can
 (the other core runs the engine, hook workers and the history writer): a breaker guard
 bound to the SLO, a webhook notifier to a closed port (every delivery fails), a SQLite
-history with retention. A few seconds of real traffic (some of it failing) give the
-latency histogram of one minute; the rings are then pre-filled with 30 days of minutes
-like it, so every histogram slot holds what the run will write into it, and memory is
-sampled every few seconds only after a warm-up minute: what is measured is the steady
-state. Every minute the configuration is reloaded (the target alternates); in the
-middle third of the run 30 % of requests fail (the SLO pages, the breaker opens).
+history with retention. Ten seconds of real traffic (some of it failing) give the shape
+of one minute; the rings are pre-filled with 30 days of minutes like it, so every
+histogram slot holds about what the run will write into it, and memory is sampled every
+few seconds after a warm-up minute: what is measured is the steady state. Every minute
+the configuration is reloaded (the target alternates); in the middle third of the run
+30 % of requests fail (the SLO pages, the breaker opens).
 
 Reported: requests served and the rate, RSS growth (the least-squares slope of the
 samples) scaled to 10 minutes, the change in threads and open file descriptors from the
@@ -146,12 +146,12 @@ def main() -> None:
         asyncio.run(coro)  # pragma: no cover - the app never awaits
 
     calibrate = time.monotonic()
-    while (elapsed := time.monotonic() - calibrate) < 3:
-        app.failing = elapsed >= 2  # some failures too, as the fault phase will write
+    while (elapsed := time.monotonic() - calibrate) < 10:
+        app.failing = elapsed >= 7  # some failures too, as the fault phase will write
         for _ in range(1_000):
             one()
     app.failing = False
-    durations, bad = minute_like(store, 3)
+    durations, bad = minute_like(store, 10)
     now = time.time()
     for minute in range(30 * 1_440):  # pre-fill a month of minutes like the real one
         store.record_many(now - 30 * 86_400 + minute * 60, bad=bad, durations=durations)
