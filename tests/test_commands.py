@@ -136,3 +136,10 @@ def test_report_scores_the_configured_contract(files: tuple[str, str], tmp_path:
     data = json.loads(out.read_text())
     assert (data["compliance_score"], data["credit_percent"], data["owed"]) == (100.0, 0.0, 0.0)
     assert cli(["report", config, "--db", db, "--contract", "other"]) == 1
+
+
+def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli(["--help"])
+    assert done.value.code == 0
+    assert "exit codes: 0 success, 1 invalid input" in capsys.readouterr().out

@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="slakit", description=__doc__.splitlines()[1])
+    exit_codes = "exit codes:" + __doc__.split("Exit codes:")[1].replace("``", "").rstrip()
+    parser = argparse.ArgumentParser(
+        prog="slakit", description=__doc__.splitlines()[1], epilog=" ".join(exit_codes.split())
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     validate = sub.add_parser("validate", help="check an SLO configuration file")
     validate.add_argument("path", help="a .yaml, .toml or .json file")
